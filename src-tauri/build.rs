@@ -1,5 +1,6 @@
-//! Tauri reads its configuration from the build script's working directory. Ours lives at the
-//! workspace root (`tauri.conf.json`), next to `icons/` and `ui/`, so build from there.
+//! Our Tauri configuration lives at the workspace root (`tauri.conf.json`), next to `icons/` and
+//! `ui/`. The app context (config, ACL, embedded UI) is generated here rather than by
+//! `generate_context!`, so cargo rebuilds the app whenever `ui/dist` or the icons change.
 
 use std::path::Path;
 
@@ -7,8 +8,10 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("src-tauri sits inside the workspace root");
-    println!("cargo:rerun-if-changed={}", root.join("tauri.conf.json").display());
-    println!("cargo:rerun-if-changed={}", root.join("icons").display());
+    // Some of tauri-build's platform steps resolve config paths against the working directory.
     std::env::set_current_dir(root).expect("the workspace root is readable");
-    tauri_build::build();
+    let attributes = tauri_build::Attributes::new()
+        .config_path(root.join("tauri.conf.json"))
+        .codegen(tauri_build::CodegenContext::new());
+    tauri_build::try_build(attributes).expect("tauri.conf.json is valid and ui/dist is built");
 }

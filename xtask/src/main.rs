@@ -1,0 +1,180 @@
+//! The project's commands. `cargo xtask run` starts the app; `cargo xtask test` runs every test.
+//! Both first install what this machine lacks (and skip what it has), saying what they do.
+
+mod setup;
+mod sh;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use sh::{Cmd, step};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  run      install what is missing, build the UI and the app, and open the app
+  test     install what is missing, then run every check and test (what CI runs)
+  setup    only install what is missing
+  icons    regenerate icons/ from icons/icon.svg (uses the Tauri CLI)
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(),
+        Some("test") => test(),
+        Some("setup") => setup::ensure(setup::Purpose::Test).map(|_| ()),
+        Some("icons") => icons(),
+        Some("help" | "--help" | "-h") => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n\n{USAGE}")),
+        None => Err(anyhow::anyhow!("no command given\n\n{USAGE}")),
+    };
+    if let Err(error) = result {
+        eprintln!("\nxtask failed: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ sits in the workspace").into()
+}
+
+/// Cargo's target directory for this workspace (honours `CARGO_TARGET_DIR`).
+fn target_dir() -> Result<PathBuf> {
+    let out = Cmd::new("cargo")
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .dir(root())
+        .output()?;
+    let marker = "\"target_directory\":\"";
+    let start = out.find(marker).context("cargo metadata has no target_directory")? + marker.len();
+    let end = out[start..].find('"').context("cargo metadata is malformed")? + start;
+    Ok(PathBuf::from(out[start..end].replace("\\\\", "\\")))
+}
+
+fn build_ui(tools: &setup::Tools) -> Result<()> {
+    step("Building the UI (Leptos → wasm, trunk)");
+    Cmd::new("trunk")
+        .args(["build", "--release", "--offline"])
+        .dir(root().join("ui"))
+        .path_prepend(&tools.cargo_bin)
+        .run()
+}
+
+fn build_app() -> Result<PathBuf> {
+    step("Building the desktop app with the UI embedded (release)");
+    Cmd::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "iotchat-desktop",
+            "--features",
+            "custom-protocol",
+        ])
+        .dir(root())
+        .run()?;
+    Ok(target_dir()?
+        .join("release")
+        .join(format!("iotchat-desktop{}", std::env::consts::EXE_SUFFIX)))
+}
+
+fn run() -> Result<()> {
+    let tools = setup::ensure(setup::Purpose::Run)?;
+    build_ui(&tools)?;
+    let app = build_app()?;
+    if cfg!(target_os = "linux")
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        bail!(
+            "the app is built ({}), but there is no display to open it on: run this from a \
+             desktop session, or headless under `xvfb-run -a cargo xtask run`",
+            app.display()
+        );
+    }
+    step("Starting IoT Chat (close the window to stop)");
+    Cmd::new(app).dir(root()).run()
+}
+
+fn test() -> Result<()> {
+    let tools = setup::ensure(setup::Purpose::Test)?;
+    let root = root();
+
+    step("Checking formatting (cargo fmt --check)");
+    Cmd::new("cargo").args(["fmt", "--all", "--check"]).dir(&root).run()?;
+
+    build_ui(&tools)?;
+
+    step("Linting the native crates (clippy -D warnings)");
+    Cmd::new("cargo").args(["clippy", "--all-targets", "--", "-D", "warnings"]).dir(&root).run()?;
+
+    step("Linting the UI for wasm32 (clippy -D warnings)");
+    Cmd::new("cargo")
+        .args(["clippy", "--package", "iotchat-ui", "--target", "wasm32-unknown-unknown"])
+        .args(["--", "-D", "warnings"])
+        .dir(&root)
+        .run()?;
+
+    step("Checking that the protocol crate builds for wasm32-unknown-unknown");
+    Cmd::new("cargo")
+        .args(["build", "--package", "iotchat-protocol", "--target", "wasm32-unknown-unknown"])
+        .dir(&root)
+        .run()?;
+
+    let app = build_app()?;
+
+    step("Running every test (unit, integration, desktop end to end)");
+    Cmd::new("cargo")
+        .args(["test", "--no-fail-fast"])
+        .dir(&root)
+        .path_prepend(&tools.cargo_bin)
+        .env("IOTCHAT_APP_BIN", &app)
+        .env("IOTCHAT_SCREENSHOT_DIR", target_dir()?.join("screenshots"))
+        .run()?;
+
+    step("All checks and tests passed");
+    Ok(())
+}
+
+fn icons() -> Result<()> {
+    let tools = setup::ensure(setup::Purpose::Run)?;
+    let root = root();
+    let png = target_dir()?.join("icon-source.png");
+    step("Rendering icons/icon.svg to a 1024 px PNG (ImageMagick)");
+    Cmd::new("convert")
+        .args(["-background", "none", "-density", "300"])
+        .arg(root.join("icons/icon.svg"))
+        .args(["-resize", "1024x1024"])
+        .arg(&png)
+        .run()
+        .context("ImageMagick's convert is needed: apt-get install imagemagick")?;
+    step("Generating the platform icons (tauri icon)");
+    let out = tempdir_in(&target_dir()?)?;
+    Cmd::new(&tools.tauri_cli).arg("icon").arg(&png).arg("-o").arg(&out).run()?;
+    for name in [
+        "32x32.png",
+        "64x64.png",
+        "128x128.png",
+        "128x128@2x.png",
+        "icon.png",
+        "icon.icns",
+        "icon.ico",
+    ] {
+        std::fs::copy(out.join(name), root.join("icons").join(name))
+            .with_context(|| format!("copying {name}"))?;
+    }
+    std::fs::remove_dir_all(&out)?;
+    Ok(())
+}
+
+fn tempdir_in(parent: &Path) -> Result<PathBuf> {
+    let dir = parent.join(format!("xtask-icons-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

@@ -1,0 +1,197 @@
+//! Installs what a fresh Debian/Ubuntu machine lacks to build and test IoT Chat, skipping what is
+//! already there. Versions are pinned where the toolchain needs them to match (see
+//! ../shared/TOOLCHAIN.md in the project's design notes): trunk 0.21 builds with this Rust, and
+//! wasm-bindgen-cli must equal the `wasm-bindgen` crate version in Cargo.toml.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+use crate::sh::{Cmd, step};
+
+/// What the caller is about to do; tests need more than running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Run,
+    Test,
+}
+
+/// Where the installed tools are.
+#[derive(Debug)]
+pub(crate) struct Tools {
+    /// `cargo install`'s bin directory (trunk, wasm-bindgen, tauri-driver).
+    pub(crate) cargo_bin: PathBuf,
+    /// The Tauri CLI executable.
+    pub(crate) tauri_cli: PathBuf,
+}
+
+/// Headers and libraries to build the Tauri app (WebKitGTK, tray, icons) and its C dependencies.
+const BUILD_PACKAGES: &[&str] = &[
+    "build-essential",
+    "pkg-config",
+    "libwebkit2gtk-4.1-dev",
+    "libxdo-dev",
+    "libssl-dev",
+    "libayatana-appindicator3-dev",
+    "librsvg2-dev",
+];
+
+/// What the end-to-end tests run: WebKit's WebDriver, a virtual display and a private bus.
+const TEST_PACKAGES: &[&str] =
+    &["webkit2gtk-driver", "xvfb", "xauth", "dbus", "dbus-x11", "imagemagick"];
+
+struct CargoTool {
+    krate: &'static str,
+    version: &'static str,
+    /// wasm-bindgen-cli's lock file pins a crate the registry here does not serve.
+    locked: bool,
+    purpose: Purpose,
+}
+
+const CARGO_TOOLS: &[CargoTool] = &[
+    CargoTool { krate: "trunk", version: "0.21.14", locked: true, purpose: Purpose::Run },
+    CargoTool {
+        krate: "wasm-bindgen-cli",
+        version: "0.2.130",
+        locked: false,
+        purpose: Purpose::Run,
+    },
+    CargoTool { krate: "tauri-driver", version: "2.1.0", locked: true, purpose: Purpose::Test },
+];
+
+const TAURI_CLI_VERSION: &str = "2.12.5";
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// Installs whatever `purpose` needs and is missing.
+pub(crate) fn ensure(purpose: Purpose) -> Result<Tools> {
+    step("Checking what this machine needs (installing only what is missing)");
+    system_packages(purpose)?;
+    wasm_target()?;
+    let cargo_bin = cargo_tools(purpose)?;
+    let tauri_cli = tauri_cli()?;
+    println!("    everything needed is installed");
+    Ok(Tools { cargo_bin, tauri_cli })
+}
+
+fn system_packages(purpose: Purpose) -> Result<()> {
+    if !cfg!(target_os = "linux") {
+        println!("    not Linux: system libraries come with the OS (Xcode tools / WebView2)");
+        return Ok(());
+    }
+    let mut wanted: Vec<&str> = BUILD_PACKAGES.to_vec();
+    if purpose == Purpose::Test {
+        wanted.extend_from_slice(TEST_PACKAGES);
+    }
+    if !Cmd::new("npm").arg("--version").succeeds() {
+        wanted.extend_from_slice(&["nodejs", "npm"]);
+    }
+    if !Cmd::new("dpkg-query").arg("--version").succeeds() {
+        println!(
+            "    not a Debian/Ubuntu system: make sure your distribution's equivalents of these \
+             are installed: {}",
+            wanted.join(" ")
+        );
+        return Ok(());
+    }
+    let missing: Vec<&str> = wanted
+        .into_iter()
+        .filter(|package| {
+            Cmd::new("dpkg-query")
+                .args(["-W", "-f=${Status}", package])
+                .output()
+                .map(|status| !status.contains("install ok installed"))
+                .unwrap_or(true)
+        })
+        .collect();
+    if missing.is_empty() {
+        println!("    system packages: present");
+        return Ok(());
+    }
+    step(&format!("Installing system packages: {}", missing.join(" ")));
+    let root = Cmd::new("id").arg("-u").output().map(|uid| uid.trim() == "0").unwrap_or(false);
+    let apt = |args: &[&str]| {
+        let cmd = if root {
+            Cmd::new("apt-get")
+        } else if Cmd::new("sudo").args(["-n", "true"]).succeeds() {
+            Cmd::new("sudo").args(["-n", "apt-get"])
+        } else {
+            bail!(
+                "installing system packages needs root; run: sudo apt-get install -y {}",
+                missing.join(" ")
+            );
+        };
+        cmd.env("DEBIAN_FRONTEND", "noninteractive").args(args).run()
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq"];
+    install.extend(missing.iter().copied());
+    apt(&install)
+}
+
+fn wasm_target() -> Result<()> {
+    let installed = Cmd::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("rustup is needed to add the wasm target: https://rustup.rs")?;
+    if installed.lines().any(|line| line.trim() == WASM_TARGET) {
+        println!("    Rust target {WASM_TARGET}: present");
+        return Ok(());
+    }
+    step(&format!("Adding the Rust target {WASM_TARGET}"));
+    Cmd::new("rustup").args(["target", "add", WASM_TARGET]).run()
+}
+
+fn cargo_home() -> Result<PathBuf> {
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        return Ok(PathBuf::from(home));
+    }
+    let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE"));
+    Ok(PathBuf::from(home.context("neither CARGO_HOME nor HOME is set")?).join(".cargo"))
+}
+
+fn cargo_tools(purpose: Purpose) -> Result<PathBuf> {
+    let cargo_bin = cargo_home()?.join("bin");
+    let installed = Cmd::new("cargo").args(["install", "--list"]).output()?;
+    for tool in CARGO_TOOLS {
+        if purpose == Purpose::Run && tool.purpose == Purpose::Test {
+            continue;
+        }
+        let line = format!("{} v{}:", tool.krate, tool.version);
+        if installed.lines().any(|l| l.trim() == line) {
+            println!("    {} {}: present", tool.krate, tool.version);
+            continue;
+        }
+        step(&format!("Installing {} {} (cargo install, a few minutes)", tool.krate, tool.version));
+        let mut cmd = Cmd::new("cargo").args(["install", tool.krate, "--version", tool.version]);
+        if tool.locked {
+            cmd = cmd.arg("--locked");
+        }
+        cmd.run()?;
+    }
+    Ok(cargo_bin)
+}
+
+/// The Tauri CLI from npm (a prebuilt binary: nothing to compile), kept in the user's cache so
+/// fresh clones share it.
+fn tauri_cli() -> Result<PathBuf> {
+    let cache = match std::env::var_os("XDG_CACHE_HOME") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache"),
+    };
+    let dir = cache.join("iotchat").join(format!("tauri-cli-{TAURI_CLI_VERSION}"));
+    let exe = dir.join("node_modules").join(".bin").join("tauri");
+    let expected = format!("tauri-cli {TAURI_CLI_VERSION}");
+    if Cmd::new(&exe).arg("--version").output().is_ok_and(|v| v.trim() == expected) {
+        println!("    Tauri CLI {TAURI_CLI_VERSION}: present");
+        return Ok(exe);
+    }
+    step(&format!("Installing the Tauri CLI {TAURI_CLI_VERSION} (npm) into {}", dir.display()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("package.json"), "{\"private\": true}\n")?;
+    Cmd::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .arg(format!("@tauri-apps/cli@{TAURI_CLI_VERSION}"))
+        .run()?;
+    Ok(exe)
+}
