@@ -8,8 +8,6 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("src-tauri sits inside the workspace root");
-    // Some of tauri-build's platform steps resolve config paths against the working directory.
-    std::env::set_current_dir(root).expect("the workspace root is readable");
     let attributes = tauri_build::Attributes::new()
         .config_path(root.join("tauri.conf.json"))
         .codegen(tauri_build::CodegenContext::new());
