@@ -57,13 +57,50 @@ fn target_dir() -> Result<PathBuf> {
     Ok(PathBuf::from(out[start..end].replace("\\\\", "\\")))
 }
 
+/// Builds the UI into a staging directory, then copies into `ui/dist` only what changed: trunk
+/// rewrites every file, and a new modification time alone would make cargo rebuild the app.
 fn build_ui(tools: &setup::Tools) -> Result<()> {
     step("Building the UI (Leptos → wasm, trunk)");
+    let staging = target_dir()?.join("ui-dist-staging");
     Cmd::new("trunk")
-        .args(["build", "--release", "--offline"])
+        .args(["build", "--release", "--offline", "--dist"])
+        .arg(&staging)
         .dir(root().join("ui"))
         .path_prepend(&tools.cargo_bin)
-        .run()
+        .run()?;
+    let changed = sync_dir(&staging, &root().join("ui").join("dist"))?;
+    println!("    ui/dist: {changed} file(s) changed");
+    Ok(())
+}
+
+/// Makes `to` hold exactly the files of `from` (flat directories), touching only files whose
+/// content differs. Returns how many files were written or removed.
+fn sync_dir(from: &Path, to: &Path) -> Result<usize> {
+    std::fs::create_dir_all(to)?;
+    let mut changed = 0;
+    let mut wanted = std::collections::HashSet::new();
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        if !entry.file_type()?.is_file() {
+            bail!("unexpected directory {} in the UI build", entry.path().display());
+        }
+        let name = entry.file_name();
+        let content = std::fs::read(entry.path())?;
+        let target = to.join(&name);
+        if std::fs::read(&target).ok().as_deref() != Some(content.as_slice()) {
+            std::fs::write(&target, content)?;
+            changed += 1;
+        }
+        wanted.insert(name);
+    }
+    for entry in std::fs::read_dir(to)? {
+        let entry = entry?;
+        if !wanted.contains(&entry.file_name()) {
+            std::fs::remove_file(entry.path())?;
+            changed += 1;
+        }
+    }
+    Ok(changed)
 }
 
 fn build_app() -> Result<PathBuf> {
