@@ -7,6 +7,7 @@
 //! time and fresh ids where a rule needs them.
 
 pub mod api;
+pub mod auth;
 pub mod desktop;
 pub mod error;
 pub mod identity;

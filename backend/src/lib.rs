@@ -1,0 +1,220 @@
+//! `iotchat-server`: the local, AWS-compatible IoT Chat backend.
+//!
+//! One axum router serves the Cognito subset (`POST /`), the JWKS, and the client profile; the
+//! SigV4-signed HTTP API and the MQTT broker join it in the same process. Storage is behind
+//! [`storage::Store`]. [`start`] takes a bound listener so tests run the real server on
+//! ephemeral loopback ports.
+
+pub mod auth;
+mod cognito;
+pub mod config;
+pub mod profile;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use iotchat_protocol::{Code, ErrorBody};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use auth::tokens::TokenIssuer;
+use config::Config;
+use profile::Profile;
+use storage::{SqliteStore, Store};
+
+/// Largest request body the server reads (Cognito requests are small).
+const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Milliseconds since 1970.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The pool's identifiers, generated on first start and kept in storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolIds {
+    pub region: String,
+    pub user_pool_id: String,
+    pub client_id: String,
+    pub identity_pool_id: String,
+}
+
+impl PoolIds {
+    fn generate(region: &str) -> Self {
+        use rand::Rng as _;
+        let mut rng = rand::rng();
+        let alnum = |rng: &mut rand::rngs::ThreadRng, n: usize, lower: bool| -> String {
+            (0..n)
+                .map(|_| {
+                    let c = char::from(rng.sample(rand::distr::Alphanumeric));
+                    if lower { c.to_ascii_lowercase() } else { c }
+                })
+                .collect()
+        };
+        Self {
+            region: region.to_owned(),
+            user_pool_id: format!("{region}_{}", alnum(&mut rng, 9, false)),
+            client_id: alnum(&mut rng, 26, true),
+            identity_pool_id: format!("{region}:{}", uuid::Uuid::new_v4()),
+        }
+    }
+
+    /// The `Logins` key (and token issuer without `https://`), as AWS names it.
+    pub fn provider_name(&self) -> String {
+        format!("cognito-idp.{}.amazonaws.com/{}", self.region, self.user_pool_id)
+    }
+}
+
+/// Settings the handlers need at run time.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub credentials_ttl: Duration,
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) tokens: TokenIssuer,
+    pub(crate) pool: PoolIds,
+    pub(crate) settings: Settings,
+    /// Hash checked when a username is unknown, so that costs what a wrong password costs.
+    pub(crate) dummy_hash: String,
+    pub(crate) profile: Profile,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("pool", &self.pool).finish_non_exhaustive()
+    }
+}
+
+/// The HTTP routes.
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", post(cognito::dispatch))
+        .route("/{pool_id}/.well-known/jwks.json", get(jwks))
+        .route("/profile.json", get(profile_json))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn jwks(State(state): State<AppState>, Path(pool_id): Path<String>) -> Response {
+    if pool_id == state.pool.user_pool_id {
+        Json(state.tokens.jwks()).into_response()
+    } else {
+        not_found().await
+    }
+}
+
+async fn profile_json(State(state): State<AppState>) -> Json<Profile> {
+    Json(state.profile.clone())
+}
+
+async fn not_found() -> Response {
+    let body = ErrorBody::new(Code::NotFound, "There is nothing at this address.");
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    profile: Profile,
+    shutdown: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The client profile for this server.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Stops accepting, lets requests in flight finish, and returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await.context("the server task failed")?.context("serving")?;
+        Ok(())
+    }
+}
+
+/// Opens storage in `config.data_dir`, then serves on `listener` until [`RunningServer::stop`].
+pub async fn start(
+    config: &Config,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<RunningServer> {
+    let addr = listener.local_addr()?;
+    let store = SqliteStore::open(&config.data_dir)
+        .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+
+    let region = config.region.clone();
+    let generated = serde_json::to_vec(&PoolIds::generate(&region))?;
+    let stored = store
+        .secret_get_or_insert("pool-ids", Box::new(move || generated))
+        .await
+        .context("loading the pool ids")?;
+    let pool: PoolIds =
+        serde_json::from_slice(&stored).context("the stored pool ids are corrupt")?;
+    if pool.region != config.region {
+        anyhow::bail!(
+            "this data directory was created for region {} but the configuration says {}; \
+             identities carry their region, so it cannot change",
+            pool.region,
+            config.region
+        );
+    }
+    let issuer = format!("https://{}", pool.provider_name());
+    let tokens = TokenIssuer::load(store.as_ref(), issuer, pool.client_id.clone()).await?;
+    let dummy_hash = auth::password::hash(uuid::Uuid::new_v4().to_string()).await?;
+    let profile = Profile::local(&pool, addr);
+    profile.write(&config.data_dir)?;
+
+    let state = AppState(Arc::new(Inner {
+        store,
+        tokens,
+        pool,
+        settings: Settings { credentials_ttl: config.credentials_ttl() },
+        dummy_hash,
+        profile: profile.clone(),
+    }));
+    let (shutdown, shutdown_rx) = oneshot::channel();
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown_rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "serving");
+    Ok(RunningServer { addr, profile, shutdown, task })
+}

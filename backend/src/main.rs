@@ -1,0 +1,108 @@
+//! `iotchat-server`: serve, print the default configuration, or print a data directory's
+//! client profile.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use iotchat_server::config::{Config, DEFAULT_CONFIG, FileConfig, default_data_dir};
+use iotchat_server::profile::Profile;
+
+#[derive(Parser)]
+#[command(name = "iotchat-server", version, about = "IoT Chat's local, AWS-compatible backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the Cognito subset, the API and the broker until SIGINT or SIGTERM.
+    Serve {
+        /// A TOML config file (see `print-config`).
+        #[arg(long, env = "IOTCHAT_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, env = "IOTCHAT_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        #[arg(long, env = "IOTCHAT_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+        #[arg(long, env = "IOTCHAT_REGION")]
+        region: Option<String>,
+        #[arg(long, env = "IOTCHAT_CREDENTIALS_TTL_SECS")]
+        credentials_ttl_secs: Option<u64>,
+    },
+    /// Print the commented default configuration.
+    PrintConfig,
+    /// Print the client profile of a data directory (written when the server starts).
+    Profile {
+        #[arg(long, env = "IOTCHAT_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::PrintConfig => {
+            print!("{DEFAULT_CONFIG}");
+            Ok(())
+        }
+        Command::Profile { data_dir } => {
+            let profile = Profile::read(&data_dir.unwrap_or_else(default_data_dir))?;
+            println!("{}", serde_json::to_string_pretty(&profile)?);
+            Ok(())
+        }
+        Command::Serve { config, data_dir, listen, region, credentials_ttl_secs } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info,tower_http=warn".into()),
+                )
+                .init();
+            let file = match config {
+                Some(path) => FileConfig::read(&path)?,
+                None => FileConfig::default(),
+            };
+            let overrides = FileConfig { data_dir, listen, region, credentials_ttl_secs };
+            let config = Config::resolve(file, overrides)?;
+            tokio::runtime::Runtime::new()?.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let server = iotchat_server::start(&config, listener).await?;
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        profile = %config.data_dir.join("profile.json").display(),
+        "iotchat-server is ready on http://{}",
+        server.addr()
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.stop().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

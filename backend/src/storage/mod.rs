@@ -1,0 +1,113 @@
+//! Storage behind one trait, so the same server code runs on SQLite here and on DynamoDB on AWS.
+//! Every method is one atomic operation; callers never hold a transaction across awaits.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use iotchat_protocol::IdentityId;
+
+pub use sqlite::SqliteStore;
+
+/// A storage failure. `Conflict` is the only one callers branch on; the rest are reported.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    #[error("storage failed: {0}")]
+    Backend(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Backend(error.to_string())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user of the pool. `sub` never changes; `username` is unique case-insensitively.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub sub: String,
+    pub username: String,
+    pub email: String,
+    /// argon2 PHC string.
+    pub password_hash: String,
+    pub confirmed: bool,
+    pub created_at_ms: u64,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("sub", &self.sub)
+            .field("username", &self.username)
+            .field("confirmed", &self.confirmed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signed-in session: one login, its refresh token (stored as a SHA-256, never the value) and
+/// every ID and access token issued from it, which carry its id as `origin_jti`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub origin_jti: String,
+    pub refresh_sha256: String,
+    pub sub: String,
+    pub issued_at_ms: u64,
+    pub expires_at_ms: u64,
+    /// `auth_time` of the login that created it, carried into refreshed tokens.
+    pub auth_time_s: u64,
+}
+
+/// Temporary AWS-style credentials issued to an identity.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialRecord {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub identity_id: IdentityId,
+    pub expires_at_ms: u64,
+}
+
+impl std::fmt::Debug for CredentialRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialRecord")
+            .field("access_key_id", &self.access_key_id)
+            .field("identity_id", &self.identity_id)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a user; `Conflict("user")` if the username is taken (case-insensitively).
+    async fn user_insert(&self, user: UserRecord) -> StoreResult<()>;
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_sub(&self, sub: &str) -> StoreResult<Option<UserRecord>>;
+    /// Marks the user confirmed; false if there is no such user.
+    async fn user_confirm(&self, username: &str) -> StoreResult<bool>;
+
+    async fn session_insert(&self, session: SessionRecord) -> StoreResult<()>;
+    async fn session_by_refresh(&self, refresh_sha256: &str) -> StoreResult<Option<SessionRecord>>;
+    /// Whether tokens from this login are still valid (not signed out, not expired at `now_ms`).
+    async fn session_active(&self, origin_jti: &str, now_ms: u64) -> StoreResult<bool>;
+    /// Ends every session of the user (GlobalSignOut): their refresh, ID and access tokens die.
+    async fn sessions_end(&self, sub: &str) -> StoreResult<()>;
+
+    /// The identity of `sub`, created as `new_id` the first time (atomically).
+    async fn identity_for_sub(&self, sub: &str, new_id: IdentityId) -> StoreResult<IdentityId>;
+    /// The user `sub` an identity belongs to.
+    async fn identity_owner(&self, identity: &IdentityId) -> StoreResult<Option<String>>;
+
+    async fn credentials_insert(&self, record: CredentialRecord) -> StoreResult<()>;
+    async fn credentials_get(&self, access_key_id: &str) -> StoreResult<Option<CredentialRecord>>;
+
+    /// The secret stored under `name`, or `generate()`'s value, stored first (first writer wins).
+    async fn secret_get_or_insert(
+        &self,
+        name: &str,
+        generate: Box<dyn FnOnce() -> Vec<u8> + Send>,
+    ) -> StoreResult<Vec<u8>>;
+}
