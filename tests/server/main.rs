@@ -1,0 +1,5 @@
+//! The real `iotchat-server` on an ephemeral loopback port, driven by clients we did not write:
+//! the AWS SDK for Rust's Cognito clients.
+
+mod cognito;
+mod support;
