@@ -332,9 +332,9 @@ async fn bad_input_gets_clear_errors_and_the_server_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let server = support::start(dir.path()).await;
     let addr = server.addr();
-    let sign_up = "AWSCognitoIdentityProviderService.SignUp";
+    let sign_up_target = "AWSCognitoIdentityProviderService.SignUp";
 
-    let (status, text) = raw_post(addr, sign_up, b"{\"ClientId\": ").await;
+    let (status, text) = raw_post(addr, sign_up_target, b"{\"ClientId\": ").await;
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("SerializationException"), "{text}");
 
@@ -347,25 +347,17 @@ async fn bad_input_gets_clear_errors_and_the_server_keeps_serving() {
     assert_eq!(status, 400, "{text}");
 
     let huge = vec![b'x'; 2 * 1024 * 1024];
-    let (status, _) = raw_post(addr, sign_up, &huge).await;
+    let (status, _) = raw_post(addr, sign_up_target, &huge).await;
     assert_eq!(status, 413, "oversize bodies are refused");
 
     let profile = server.profile().clone();
     let idp = idp_client(&profile);
     let sqlish = "robert');DROP_TABLE_users;--";
-    sign_up_as(&idp, &profile, sqlish).await;
-    sign_up_as(&idp, &profile, "<script>alert(1)</script>").await;
+    sign_up(&idp, &profile, sqlish).await;
+    sign_up(&idp, &profile, "<script>alert(1)</script>").await;
     let user =
         idp.get_user().access_token(&log_in(&idp, &profile, sqlish).await.access).send().await;
     assert_eq!(user.unwrap().username(), sqlish, "names are data, never SQL");
 
     server.stop().await.unwrap();
-}
-
-async fn sign_up_as(
-    idp: &aws_sdk_cognitoidentityprovider::Client,
-    profile: &iotchat_server::profile::Profile,
-    name: &str,
-) {
-    support::sign_up(idp, profile, name).await;
 }
