@@ -5,6 +5,7 @@
 //! [`storage::Store`]. [`start`] takes a bound listener so tests run the real server on
 //! ephemeral loopback ports.
 
+mod api;
 pub mod auth;
 mod cognito;
 pub mod config;
@@ -116,6 +117,7 @@ fn router(state: AppState) -> Router {
         .route("/", post(cognito::dispatch))
         .route("/{pool_id}/.well-known/jwks.json", get(jwks))
         .route("/profile.json", get(profile_json))
+        .nest("/api", api::router(state.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())

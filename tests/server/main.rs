@@ -1,5 +1,6 @@
 //! The real `iotchat-server` on an ephemeral loopback port, driven by clients we did not write:
 //! the AWS SDK for Rust's Cognito clients.
 
+mod api;
 mod cognito;
 mod support;

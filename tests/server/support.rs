@@ -106,3 +106,99 @@ pub(crate) async fn get_id(
         .expect("an identity id")
         .to_owned()
 }
+
+/// Starts a server whose configuration `adjust` may change first.
+pub(crate) async fn start_with(dir: &Path, adjust: impl FnOnce(&mut Config)) -> RunningServer {
+    let mut config = Config::for_data_dir(dir).expect("test config");
+    adjust(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    iotchat_server::start(&config, listener).await.expect("server starts")
+}
+
+/// A signed-in user's identity and temporary credentials, as the app holds them.
+#[derive(Debug, Clone)]
+pub(crate) struct Signed {
+    pub(crate) identity_id: String,
+    pub(crate) credentials: aws_credential_types::Credentials,
+}
+
+/// Signs up `username`, logs in, and gets an identity and its credentials.
+pub(crate) async fn signed_in(profile: &Profile, username: &str) -> Signed {
+    let idp = idp_client(profile);
+    let identity = identity_client(profile);
+    sign_up(&idp, profile, username).await;
+    let tokens = log_in(&idp, profile, username).await;
+    let identity_id = get_id(&identity, profile, &tokens.id).await;
+    let (provider, token) = logins(profile, &tokens.id);
+    let out = identity
+        .get_credentials_for_identity()
+        .identity_id(&identity_id)
+        .logins(provider, token)
+        .send()
+        .await
+        .expect("credentials");
+    let c = out.credentials().expect("credentials");
+    let credentials = aws_credential_types::Credentials::new(
+        c.access_key_id().expect("key id"),
+        c.secret_key().expect("secret"),
+        c.session_token().map(str::to_owned),
+        None,
+        "iotchat-tests",
+    );
+    Signed { identity_id, credentials }
+}
+
+/// Calls the HTTP API signed with SigV4 (service `execute-api`) by the AWS signer itself.
+pub(crate) async fn api(
+    profile: &Profile,
+    credentials: &aws_credential_types::Credentials,
+    method: &str,
+    path_and_query: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let url = format!("{}{path_and_query}", profile.api_url);
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let headers = send_headers(profile, credentials, method, &url, &body);
+    let client = reqwest::Client::new();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = client.request(method, &url).body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("the API answers");
+    let status = response.status().as_u16();
+    let json = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// The headers of a signed request: content type plus what the signer adds.
+pub(crate) fn send_headers(
+    profile: &Profile,
+    credentials: &aws_credential_types::Credentials,
+    method: &str,
+    url: &str,
+    body: &str,
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let identity = credentials.clone().into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&profile.region)
+        .name("execute-api")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    let signable = SignableRequest::new(
+        method,
+        url,
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .expect("signable request");
+    let (instructions, _) = sign(signable, &params).expect("signs").into_parts();
+    headers.extend(instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())));
+    headers
+}

@@ -6,9 +6,6 @@
 //! the canonical request and compares signatures in constant time. Canonicalization follows
 //! the non-S3 rules that botocore and `aws-sigv4` use (notes: cognito-sigv4-wire.md, §7).
 
-// The HTTP API's auth extractor and the MQTT upgrade call this next; until then only the tests do.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,6 +34,7 @@ pub(crate) enum Service {
     /// The HTTP API, scope name `execute-api`.
     ExecuteApi,
     /// MQTT over presigned WebSocket, scope name `iotdevicegateway`.
+    #[cfg_attr(not(test), expect(dead_code, reason = "the /mqtt upgrade, next, verifies these"))]
     IotDeviceGateway,
 }
 

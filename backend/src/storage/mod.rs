@@ -4,7 +4,8 @@
 mod sqlite;
 
 use async_trait::async_trait;
-use iotchat_protocol::IdentityId;
+use iotchat_protocol::api::{Room, StoredMessage, User};
+use iotchat_protocol::{IdentityId, RoomSlug};
 
 pub use sqlite::SqliteStore;
 
@@ -103,6 +104,32 @@ pub trait Store: Send + Sync + 'static {
 
     async fn credentials_insert(&self, record: CredentialRecord) -> StoreResult<()>;
     async fn credentials_get(&self, access_key_id: &str) -> StoreResult<Option<CredentialRecord>>;
+
+    /// Records (or renames) the profile of `user.identity_id`.
+    async fn profile_put(&self, user: User) -> StoreResult<()>;
+    async fn profile_get(&self, identity: &IdentityId) -> StoreResult<Option<User>>;
+    async fn profiles_list(&self) -> StoreResult<Vec<User>>;
+
+    /// Records that the IoT policy is attached to `identity` (idempotent).
+    async fn policy_attach(&self, identity: &IdentityId, at_ms: u64) -> StoreResult<()>;
+    async fn policy_attached(&self, identity: &IdentityId) -> StoreResult<bool>;
+
+    /// Creates a room; `Conflict("room")` if its slug exists.
+    async fn room_insert(&self, room: Room) -> StoreResult<()>;
+    async fn room_get(&self, slug: &RoomSlug) -> StoreResult<Option<Room>>;
+    /// Every room, ordered by name.
+    async fn rooms_list(&self) -> StoreResult<Vec<Room>>;
+
+    /// Stores a message durably; false if the room already holds a message with its id.
+    async fn message_insert(&self, message: StoredMessage) -> StoreResult<bool>;
+    /// Up to `limit` messages of `room` older than the cursor `before`, newest first, and the
+    /// cursor of the next (older) page when there is one.
+    async fn messages_page(
+        &self,
+        room: &RoomSlug,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<(Vec<StoredMessage>, Option<u64>)>;
 
     /// The secret stored under `name`, or `generate()`'s value, stored first (first writer wins).
     async fn secret_get_or_insert(

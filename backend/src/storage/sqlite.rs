@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use iotchat_protocol::IdentityId;
+use iotchat_protocol::api::{Room, RoomType, StoredMessage, User};
+use iotchat_protocol::{IdentityId, MessageId, RoomName, RoomSlug};
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
@@ -13,8 +14,9 @@ use super::{CredentialRecord, SessionRecord, Store, StoreError, StoreResult, Use
 
 /// Schema history. Append only: a released migration is never edited.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE users (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE users (
             sub TEXT PRIMARY KEY,
             username TEXT NOT NULL,
             username_key TEXT NOT NULL UNIQUE,
@@ -47,7 +49,34 @@ fn migrations() -> Migrations<'static> {
             name TEXT PRIMARY KEY,
             value BLOB NOT NULL
         ) STRICT;",
-    )])
+        ),
+        M::up(
+            "CREATE TABLE profiles (
+            identity_id TEXT PRIMARY KEY REFERENCES identities(identity_id),
+            username TEXT NOT NULL
+        ) STRICT;
+        CREATE TABLE policy_attachments (
+            identity_id TEXT PRIMARY KEY REFERENCES identities(identity_id),
+            attached_at_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE rooms (
+            slug TEXT PRIMARY KEY,
+            display_name TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE messages (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            room_slug TEXT NOT NULL REFERENCES rooms(slug),
+            id TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            message TEXT NOT NULL,
+            sent_at_ms INTEGER NOT NULL,
+            received_at_ms INTEGER NOT NULL,
+            UNIQUE (room_slug, id)
+        ) STRICT;",
+        ),
+    ])
 }
 
 /// The SQLite store. Cloning shares the connection.
@@ -124,6 +153,42 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
 
 fn identity(raw: String) -> StoreResult<IdentityId> {
     IdentityId::parse(&raw).map_err(|e| StoreError::Backend(format!("stored identity: {e}")))
+}
+
+fn slug(raw: &str) -> StoreResult<RoomSlug> {
+    RoomSlug::parse(raw).map_err(|e| StoreError::Backend(format!("stored room: {e}")))
+}
+
+/// A row read as plain values; typed conversion happens outside the SQLite closure so a
+/// corrupt row is an error, not a panic.
+type RoomRow = (String, String, String, i64);
+type MessageRow = (i64, String, String, String, String, i64, i64);
+
+fn room_from(row: RoomRow) -> StoreResult<Room> {
+    let (slug_text, display_name, created_by, created_at) = row;
+    Ok(Room {
+        name: RoomName::new(slug(&slug_text)?),
+        display_name,
+        room_type: RoomType::Public,
+        created_by: identity(created_by)?,
+        created_at: ms(created_at),
+    })
+}
+
+fn message_from(row: MessageRow) -> StoreResult<(u64, StoredMessage)> {
+    let (seq, room, id, sender, message, sent_at, received_at) = row;
+    let id = MessageId::parse(&id).map_err(|e| StoreError::Backend(format!("stored id: {e}")))?;
+    Ok((
+        ms(seq),
+        StoredMessage {
+            id,
+            room: RoomName::new(slug(&room)?),
+            sender: identity(sender)?,
+            message,
+            sent_at: ms(sent_at),
+            received_at: ms(received_at),
+        },
+    ))
 }
 
 #[async_trait]
@@ -331,6 +396,178 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn profile_put(&self, user: User) -> StoreResult<()> {
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO profiles (identity_id, username) VALUES (?1, ?2)
+                 ON CONFLICT (identity_id) DO UPDATE SET username = excluded.username",
+                params![user.identity_id.as_str(), user.username],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn profile_get(&self, id: &IdentityId) -> StoreResult<Option<User>> {
+        let key = id.as_str().to_owned();
+        let id = id.clone();
+        self.with(move |conn| {
+            let name: Option<String> = conn
+                .query_row("SELECT username FROM profiles WHERE identity_id = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            Ok(name.map(|username| User { identity_id: id, username }))
+        })
+        .await
+    }
+
+    async fn profiles_list(&self) -> StoreResult<Vec<User>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT identity_id, username FROM profiles ORDER BY username COLLATE NOCASE",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(id, username)| Ok(User { identity_id: identity(id)?, username }))
+                .collect()
+        })
+        .await
+    }
+
+    async fn policy_attach(&self, id: &IdentityId, at_ms: u64) -> StoreResult<()> {
+        let id = id.as_str().to_owned();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO policy_attachments (identity_id, attached_at_ms) VALUES (?1, ?2)
+                 ON CONFLICT (identity_id) DO NOTHING",
+                params![id, sql_int(at_ms)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn policy_attached(&self, id: &IdentityId) -> StoreResult<bool> {
+        let id = id.as_str().to_owned();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row("SELECT 1 FROM policy_attachments WHERE identity_id = ?1", [id], |_| {
+                    Ok(())
+                })
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
+    async fn room_insert(&self, room: Room) -> StoreResult<()> {
+        self.with(move |conn| {
+            let result = conn.execute(
+                "INSERT INTO rooms (slug, display_name, created_by, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    room.name.slug().as_str(),
+                    room.display_name,
+                    room.created_by.as_str(),
+                    sql_int(room.created_at),
+                ],
+            );
+            match result {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("room")),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn room_get(&self, room: &RoomSlug) -> StoreResult<Option<Room>> {
+        let key = room.as_str().to_owned();
+        self.with(move |conn| {
+            let row: Option<RoomRow> = conn
+                .query_row(
+                    "SELECT slug, display_name, created_by, created_at_ms FROM rooms WHERE slug = ?1",
+                    [key],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            row.map(room_from).transpose()
+        })
+        .await
+    }
+
+    async fn rooms_list(&self) -> StoreResult<Vec<Room>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT slug, display_name, created_by, created_at_ms FROM rooms ORDER BY slug",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<Result<Vec<RoomRow>, _>>()?;
+            rows.into_iter().map(room_from).collect()
+        })
+        .await
+    }
+
+    async fn message_insert(&self, message: StoredMessage) -> StoreResult<bool> {
+        self.with(move |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO messages (room_slug, id, sender, message, sent_at_ms, received_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (room_slug, id) DO NOTHING",
+                params![
+                    message.room.slug().as_str(),
+                    message.id.as_str(),
+                    message.sender.as_str(),
+                    message.message,
+                    sql_int(message.sent_at),
+                    sql_int(message.received_at),
+                ],
+            )?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn messages_page(
+        &self,
+        room: &RoomSlug,
+        before: Option<u64>,
+        limit: u32,
+    ) -> StoreResult<(Vec<StoredMessage>, Option<u64>)> {
+        let key = room.as_str().to_owned();
+        let before = before.map_or(i64::MAX, sql_int);
+        self.with(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT seq, room_slug, id, sender, message, sent_at_ms, received_at_ms
+                 FROM messages WHERE room_slug = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            )?;
+            // One extra row tells whether an older page exists.
+            let rows = stmt
+                .query_map(params![key, before, i64::from(limit) + 1], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                })?
+                .collect::<Result<Vec<MessageRow>, _>>()?;
+            let mut page = rows.into_iter().map(message_from).collect::<StoreResult<Vec<_>>>()?;
+            let more = page.len() > limit as usize;
+            page.truncate(limit as usize);
+            let next = if more { page.last().map(|(seq, _)| *seq) } else { None };
+            Ok((page.into_iter().map(|(_, m)| m).collect(), next))
+        })
+        .await
+    }
+
     async fn secret_get_or_insert(
         &self,
         name: &str,
@@ -427,6 +664,66 @@ mod tests {
         store.sessions_end("s1").await.unwrap();
         assert!(!store.session_active("j1", 50).await.unwrap());
         assert_eq!(store.session_by_refresh("h1").await.unwrap(), None);
+    }
+
+    fn msg(n: u32, room: &str) -> StoredMessage {
+        StoredMessage {
+            id: MessageId::parse(&format!("m{n}")).unwrap(),
+            room: RoomName::new(RoomSlug::parse(room).unwrap()),
+            sender: IdentityId::parse("us-east-1:0a").unwrap(),
+            message: format!("message {n}"),
+            sent_at: u64::from(n),
+            received_at: u64::from(n),
+        }
+    }
+
+    #[tokio::test]
+    async fn history_pages_newest_first_without_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        for slug in ["general", "other"] {
+            store
+                .room_insert(Room {
+                    name: RoomName::new(RoomSlug::parse(slug).unwrap()),
+                    display_name: slug.into(),
+                    room_type: RoomType::Public,
+                    created_by: IdentityId::parse("us-east-1:0a").unwrap(),
+                    created_at: 1,
+                })
+                .await
+                .unwrap();
+        }
+        for n in 1..=5 {
+            assert!(store.message_insert(msg(n, "general")).await.unwrap());
+        }
+        assert!(
+            !store.message_insert(msg(3, "general")).await.unwrap(),
+            "same id: not stored twice"
+        );
+        assert!(store.message_insert(msg(3, "other")).await.unwrap(), "ids are per room");
+
+        let general = RoomSlug::parse("general").unwrap();
+        let texts =
+            |page: &[StoredMessage]| page.iter().map(|m| m.id.to_string()).collect::<Vec<_>>();
+        let (first, cursor) = store.messages_page(&general, None, 2).await.unwrap();
+        assert_eq!(texts(&first), ["m5", "m4"]);
+        let (second, cursor) = store.messages_page(&general, cursor, 2).await.unwrap();
+        assert_eq!(texts(&second), ["m3", "m2"]);
+        let (last, cursor) = store.messages_page(&general, cursor, 2).await.unwrap();
+        assert_eq!(
+            (texts(&last), cursor),
+            (vec!["m1".to_owned()], None),
+            "the oldest page ends it"
+        );
+        let dup = store.room_insert(Room {
+            name: RoomName::new(general.clone()),
+            display_name: "General".into(),
+            room_type: RoomType::Public,
+            created_by: IdentityId::parse("us-east-1:0b").unwrap(),
+            created_at: 2,
+        });
+        assert!(matches!(dup.await, Err(StoreError::Conflict("room"))));
+        assert_eq!(store.rooms_list().await.unwrap().len(), 2);
     }
 
     #[tokio::test]
