@@ -7,6 +7,7 @@
 
 mod api;
 pub mod auth;
+mod broker;
 mod cognito;
 pub mod config;
 pub mod profile;
@@ -96,6 +97,7 @@ pub(crate) struct Inner {
     /// Hash checked when a username is unknown, so that costs what a wrong password costs.
     pub(crate) dummy_hash: String,
     pub(crate) profile: Profile,
+    pub(crate) broker: broker::Broker,
 }
 
 impl std::ops::Deref for AppState {
@@ -117,6 +119,7 @@ fn router(state: AppState) -> Router {
         .route("/", post(cognito::dispatch))
         .route("/{pool_id}/.well-known/jwks.json", get(jwks))
         .route("/profile.json", get(profile_json))
+        .route("/mqtt", get(broker::upgrade))
         .nest("/api", api::router(state.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -200,6 +203,7 @@ pub async fn start(
     let profile = Profile::local(&pool, addr);
     profile.write(&config.data_dir)?;
 
+    let broker = broker::Broker::start(Arc::clone(&store)).await?;
     let state = AppState(Arc::new(Inner {
         store,
         tokens,
@@ -207,6 +211,7 @@ pub async fn start(
         settings: Settings { credentials_ttl: config.credentials_ttl() },
         dummy_hash,
         profile: profile.clone(),
+        broker,
     }));
     let (shutdown, shutdown_rx) = oneshot::channel();
     let app = router(state);

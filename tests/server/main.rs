@@ -3,4 +3,5 @@
 
 mod api;
 mod cognito;
+mod mqtt;
 mod support;

@@ -202,3 +202,36 @@ pub(crate) fn send_headers(
     headers.extend(instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())));
     headers
 }
+
+/// A presigned `ws://…/mqtt` URL as AWS IoT clients build it: SigV4 in the query, service
+/// `iotdevicegateway`, the session token appended after signing.
+pub(crate) fn presigned_mqtt_url(
+    profile: &Profile,
+    credentials: &aws_credential_types::Credentials,
+) -> String {
+    use aws_sigv4::http_request::{
+        SessionTokenMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(std::time::Duration::from_secs(300));
+    settings.session_token_mode = SessionTokenMode::Exclude;
+    let identity = credentials.clone().into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&profile.region)
+        .name("iotdevicegateway")
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .expect("signing params")
+        .into();
+    let url = profile.iot_endpoint.clone();
+    let signable =
+        SignableRequest::new("GET", url.clone(), std::iter::empty(), SignableBody::Bytes(&[]))
+            .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("presigns").into_parts();
+    let mut request = http::Request::builder().uri(url).body(()).expect("request");
+    instructions.apply_to_request_http1x(&mut request);
+    request.uri().to_string()
+}

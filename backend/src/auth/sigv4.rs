@@ -34,7 +34,6 @@ pub(crate) enum Service {
     /// The HTTP API, scope name `execute-api`.
     ExecuteApi,
     /// MQTT over presigned WebSocket, scope name `iotdevicegateway`.
-    #[cfg_attr(not(test), expect(dead_code, reason = "the /mqtt upgrade, next, verifies these"))]
     IotDeviceGateway,
 }
 

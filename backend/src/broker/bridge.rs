@@ -1,0 +1,144 @@
+//! `GET /mqtt`: verify the SigV4-presigned URL (service `iotdevicegateway`), upgrade to a
+//! WebSocket echoing the client's MQTT subprotocol, and pipe bytes to the broker.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt as _, StreamExt as _};
+use iotchat_protocol::IdentityId;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use super::Connections;
+use crate::auth::sigv4::{self, Policy, RequestParts, Service};
+use crate::{AppState, now_ms};
+
+/// How old a presigned URL without `X-Amz-Expires` may be, and the allowed clock skew.
+const MAX_PRESIGN_AGE: Duration = Duration::from_secs(15 * 60);
+/// Largest chunk read from the broker before it is sent as one WebSocket frame.
+const CHUNK: usize = 64 * 1024;
+
+fn forbidden(reason: String) -> Response {
+    tracing::info!(%reason, "MQTT WebSocket upgrade refused");
+    (StatusCode::FORBIDDEN, reason).into_response()
+}
+
+async fn verify(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<IdentityId, String> {
+    let request = RequestParts {
+        method: "GET",
+        raw_path: uri.path(),
+        raw_query: uri.query(),
+        headers,
+        body: &[],
+    };
+    let policy = Policy {
+        region: state.pool.region.clone(),
+        service: Service::IotDeviceGateway,
+        max_clock_skew: MAX_PRESIGN_AGE,
+        max_presign_age: MAX_PRESIGN_AGE,
+    };
+    let claimed = sigv4::parse(&request, &policy, SystemTime::now())
+        .map_err(|e| format!("the presigned URL is not valid: {e}"))?;
+    let credentials = state
+        .store
+        .credentials_get(&claimed.access_key_id)
+        .await
+        .map_err(|e| format!("storage failed: {e}"))?
+        .ok_or("the access key is not one this server issued")?;
+    if credentials.expires_at_ms <= now_ms() {
+        return Err("the credentials have expired".into());
+    }
+    if claimed.session_token.as_deref() != Some(credentials.session_token.as_str()) {
+        return Err("the session token does not belong to this access key".into());
+    }
+    sigv4::verify(&request, &claimed, &credentials.secret_access_key)
+        .map_err(|e| format!("the signature does not match: {e}"))?;
+    let attached = state
+        .store
+        .policy_attached(&credentials.identity_id)
+        .await
+        .map_err(|e| format!("storage failed: {e}"))?;
+    if !attached {
+        return Err(format!(
+            "no IoT policy is attached to {}: call POST /api/policy/attach first",
+            credentials.identity_id
+        ));
+    }
+    Ok(credentials.identity_id)
+}
+
+/// The `/mqtt` route.
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let identity = match verify(&state, &uri, &headers).await {
+        Ok(identity) => identity,
+        Err(reason) => return forbidden(reason),
+    };
+    let broker = state.broker.addr();
+    let connections = Arc::clone(&state.broker.connections);
+    ws.protocols(["mqtt", "mqttv3.1"])
+        // tungstenite zero-fills its whole read buffer on every read: keep it small.
+        .read_buffer_size(4096)
+        .on_upgrade(move |socket| async move {
+            if let Err(error) = pipe(socket, broker, connections, identity).await {
+                tracing::debug!(%error, "an MQTT bridge connection ended with an error");
+            }
+        })
+}
+
+async fn pipe(
+    socket: WebSocket,
+    broker: SocketAddr,
+    connections: Arc<Connections>,
+    identity: IdentityId,
+) -> anyhow::Result<()> {
+    let tcp = tokio::net::TcpStream::connect(broker).await?;
+    tcp.set_nodelay(true)?;
+    let port = tcp.local_addr()?.port();
+    // Registered before any byte flows, so the CONNECT's authentication finds it.
+    connections.insert(port, identity);
+    let result = shovel(socket, tcp).await;
+    connections.remove(port);
+    result
+}
+
+async fn shovel(socket: WebSocket, tcp: tokio::net::TcpStream) -> anyhow::Result<()> {
+    let (mut from_broker, mut to_broker) = tcp.into_split();
+    let (mut to_client, mut from_client) = socket.split();
+    let upstream = async {
+        while let Some(message) = from_client.next().await {
+            match message? {
+                Message::Binary(bytes) => to_broker.write_all(&bytes).await?,
+                Message::Close(_) => break,
+                // MQTT travels in binary frames only; pings are answered by axum.
+                Message::Text(_) | Message::Ping(_) | Message::Pong(_) => {}
+            }
+        }
+        to_broker.shutdown().await?;
+        anyhow::Ok(())
+    };
+    let downstream = async {
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = from_broker.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            to_client.send(Message::Binary(buf[..n].to_vec().into())).await?;
+        }
+        let _ = to_client.send(Message::Close(None)).await;
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        result = upstream => result,
+        result = downstream => result,
+    }
+}

@@ -1,0 +1,225 @@
+//! The embedded broker through presigned WebSocket URLs, with rumqttc as the client.
+
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, SubscribeReasonCode, Transport,
+};
+use serde_json::json;
+
+use crate::support::{self, Signed, api, presigned_mqtt_url, signed_in};
+
+/// How long a test waits for one MQTT event.
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn connect(
+    profile: &iotchat_server::profile::Profile,
+    user: &Signed,
+    tag: &str,
+) -> (AsyncClient, EventLoop) {
+    let (status, body) = api(profile, &user.credentials, "POST", "/policy/attach", None).await;
+    assert_eq!(status, 200, "{body}");
+    let url = presigned_mqtt_url(profile, &user.credentials);
+    let mut options = MqttOptions::new(format!("{}-{tag}", user.identity_id), url, 443);
+    options.set_transport(Transport::Ws);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(128 * 1024 + 1024, 128 * 1024 + 1024);
+    let (client, mut events) = AsyncClient::new(options, 16);
+    match tokio::time::timeout(WAIT, next_packet(&mut events)).await {
+        Ok(Ok(Packet::ConnAck(ack))) => assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success),
+        other => panic!("expected a CONNACK, got {other:?}"),
+    }
+    (client, events)
+}
+
+async fn next_packet(events: &mut EventLoop) -> Result<Packet, rumqttc::ConnectionError> {
+    loop {
+        if let Event::Incoming(packet) = events.poll().await? {
+            return Ok(packet);
+        }
+    }
+}
+
+/// Polls until a packet matching `want` arrives (other packets are skipped).
+async fn expect<T>(events: &mut EventLoop, mut want: impl FnMut(Packet) -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let packet = tokio::time::timeout_at(deadline, next_packet(events))
+            .await
+            .expect("the expected packet arrives in time")
+            .expect("the connection stays up");
+        if let Some(found) = want(packet) {
+            return found;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_clients_chat_through_presigned_urls_and_history_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let alice = signed_in(&profile, "alice").await;
+    let bob = signed_in(&profile, "bob").await;
+    api(
+        &profile,
+        &alice.credentials,
+        "POST",
+        "/chats",
+        Some(json!({"roomName": "General", "type": "public"})),
+    )
+    .await;
+
+    let (alice_mqtt, mut alice_events) = connect(&profile, &alice, "a").await;
+    let (bob_mqtt, mut bob_events) = connect(&profile, &bob, "b").await;
+    bob_mqtt.subscribe("room/public/general/+", QoS::AtLeastOnce).await.unwrap();
+    let granted = expect(&mut bob_events, |p| match p {
+        Packet::SubAck(ack) => Some(ack.return_codes),
+        _ => None,
+    })
+    .await;
+    assert_eq!(granted, [SubscribeReasonCode::Success(QoS::AtLeastOnce)]);
+
+    let topic = format!("room/public/general/{}", alice.identity_id);
+    let payload = json!({"message": "hello <b>bob</b>", "id": "0b7e4c1a-1111-4222-8333-944455556666", "sentAt": 1_700_000_000_000u64});
+    alice_mqtt.publish(&topic, QoS::AtLeastOnce, false, payload.to_string()).await.unwrap();
+    expect(&mut alice_events, |p| matches!(p, Packet::PubAck(_)).then_some(())).await;
+
+    let received = expect(&mut bob_events, |p| match p {
+        Packet::Publish(publish) => Some(publish),
+        _ => None,
+    })
+    .await;
+    assert_eq!(received.topic, topic, "the topic names the sender");
+    let body: serde_json::Value = serde_json::from_slice(&received.payload).unwrap();
+    assert_eq!(body, payload);
+
+    let (status, page) =
+        api(&profile, &bob.credentials, "GET", "/chats/messages?room=general", None).await;
+    assert_eq!(status, 200, "{page}");
+    let messages = page["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "stored once, before the PUBACK: {page}");
+    assert_eq!(messages[0]["message"], "hello <b>bob</b>");
+    assert_eq!(messages[0]["sender"], alice.identity_id.as_str());
+    assert_eq!(messages[0]["id"], "0b7e4c1a-1111-4222-8333-944455556666");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spoofed_publish_disconnects_and_delivers_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let mallory = signed_in(&profile, "mallory").await;
+    let bob = signed_in(&profile, "bob").await;
+    api(
+        &profile,
+        &bob.credentials,
+        "POST",
+        "/chats",
+        Some(json!({"roomName": "General", "type": "public"})),
+    )
+    .await;
+
+    let (bob_mqtt, mut bob_events) = connect(&profile, &bob, "b").await;
+    bob_mqtt.subscribe("room/public/general/+", QoS::AtLeastOnce).await.unwrap();
+    expect(&mut bob_events, |p| matches!(p, Packet::SubAck(_)).then_some(())).await;
+
+    let (mallory_mqtt, mut mallory_events) = connect(&profile, &mallory, "m").await;
+    let as_bob = format!("room/public/general/{}", bob.identity_id);
+    mallory_mqtt
+        .publish(&as_bob, QoS::AtLeastOnce, false, json!({"message": "I am bob"}).to_string())
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(WAIT, async {
+        loop {
+            match mallory_events.poll().await {
+                Err(error) => return Err(error),
+                Ok(Event::Incoming(Packet::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the broker reacts in time");
+    assert!(outcome.is_err(), "no PUBACK: the connection is closed, as AWS IoT does");
+
+    let nothing =
+        tokio::time::timeout(Duration::from_millis(500), next_packet(&mut bob_events)).await;
+    assert!(!matches!(nothing, Ok(Ok(Packet::Publish(_)))), "nothing was delivered: {nothing:?}");
+    let (_, page) =
+        api(&profile, &bob.credentials, "GET", "/chats/messages?room=general", None).await;
+    assert_eq!(page["messages"], json!([]), "nothing was stored");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscriptions_outside_public_rooms_get_0x80() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let carol = signed_in(&profile, "carol").await;
+    let (mqtt, mut events) = connect(&profile, &carol, "c").await;
+    for filter in ["#", "room/private/#", "room/+/x/+"] {
+        mqtt.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+        let codes = expect(&mut events, |p| match p {
+            Packet::SubAck(ack) => Some(ack.return_codes),
+            _ => None,
+        })
+        .await;
+        assert_eq!(codes, [SubscribeReasonCode::Failure], "{filter} is refused");
+    }
+    mqtt.subscribe("room/public/anything/+", QoS::AtLeastOnce).await.unwrap();
+    let codes = expect(&mut events, |p| match p {
+        Packet::SubAck(ack) => Some(ack.return_codes),
+        _ => None,
+    })
+    .await;
+    assert_eq!(codes, [SubscribeReasonCode::Success(QoS::AtLeastOnce)], "the connection stayed up");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_presigned_urls_are_refused_at_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let dave = signed_in(&profile, "dave").await;
+    api(&profile, &dave.credentials, "POST", "/policy/attach", None).await;
+    let good = presigned_mqtt_url(&profile, &dave.credentials);
+    let http_url = good.replacen("ws://", "http://", 1);
+
+    let mut flipped = good.clone();
+    let at = flipped.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let digit = if &flipped[at..=at] == "0" { "1" } else { "0" };
+    flipped.replace_range(at..=at, digit);
+    let wrong_token = {
+        let at = good.find("X-Amz-Security-Token=").unwrap();
+        format!("{}X-Amz-Security-Token=forged", &good[..at])
+    };
+    let missing = good.replace("X-Amz-Date=", "X-Amz-Nope=");
+    let cases = [
+        ("bad signature", flipped.replacen("ws://", "http://", 1)),
+        ("wrong token", wrong_token.replacen("ws://", "http://", 1)),
+        ("missing date", missing.replacen("ws://", "http://", 1)),
+        ("unsigned", profile.iot_endpoint.replacen("ws://", "http://", 1)),
+    ];
+    let http = reqwest::Client::new();
+    let upgrade = |url: String| {
+        http.get(url)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("sec-websocket-protocol", "mqtt")
+            .send()
+    };
+    for (what, url) in cases {
+        let status = upgrade(url).await.unwrap().status().as_u16();
+        assert_eq!(status, 403, "{what}");
+    }
+    let response = upgrade(http_url).await.unwrap();
+    assert_eq!(response.status().as_u16(), 101, "the good URL upgrades");
+    assert_eq!(response.headers()["sec-websocket-protocol"], "mqtt", "the subprotocol is echoed");
+    server.stop().await.unwrap();
+}
