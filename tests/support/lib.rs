@@ -109,6 +109,8 @@ impl DesktopApp {
             "tauri:options".into(),
             serde_json::json!({ "application": app.to_string_lossy() }),
         );
+        // Several rustls crypto back ends are compiled in; pick one (a second call is a no-op).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = ClientBuilder::rustls()
             .context("setting up the WebDriver client")?
             .capabilities(caps)
