@@ -3,5 +3,6 @@
 
 mod api;
 mod cognito;
+mod durability;
 mod mqtt;
 mod support;

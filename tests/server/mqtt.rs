@@ -12,7 +12,7 @@ use crate::support::{self, Signed, api, presigned_mqtt_url, signed_in};
 /// How long a test waits for one MQTT event.
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn connect(
+pub(crate) async fn connect(
     profile: &iotchat_server::profile::Profile,
     user: &Signed,
     tag: &str,

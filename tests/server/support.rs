@@ -235,3 +235,30 @@ pub(crate) fn presigned_mqtt_url(
     instructions.apply_to_request_http1x(&mut request);
     request.uri().to_string()
 }
+
+/// Logs an existing user in again and returns fresh API credentials for the same identity.
+pub(crate) async fn relogin(
+    profile: &Profile,
+    username: &str,
+) -> aws_credential_types::Credentials {
+    let idp = idp_client(profile);
+    let identity = identity_client(profile);
+    let tokens = log_in(&idp, profile, username).await;
+    let identity_id = get_id(&identity, profile, &tokens.id).await;
+    let (provider, token) = logins(profile, &tokens.id);
+    let out = identity
+        .get_credentials_for_identity()
+        .identity_id(&identity_id)
+        .logins(provider, token)
+        .send()
+        .await
+        .expect("credentials");
+    let c = out.credentials().expect("credentials");
+    aws_credential_types::Credentials::new(
+        c.access_key_id().expect("key id"),
+        c.secret_key().expect("secret"),
+        c.session_token().map(str::to_owned),
+        None,
+        "iotchat-tests",
+    )
+}

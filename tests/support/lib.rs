@@ -52,6 +52,22 @@ pub fn app_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The `iotchat-server` executable: `IOTCHAT_SERVER_BIN`, or the debug build in the target dir.
+pub fn server_binary() -> Result<PathBuf> {
+    let path = match std::env::var_os("IOTCHAT_SERVER_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => target_dir()?.join("debug").join("iotchat-server"),
+    };
+    if !path.is_file() {
+        bail!(
+            "iotchat-server is not built at {}: run `cargo xtask test` (or `cargo build -p \
+             iotchat-server`) first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// The real app window, driven through WebDriver.
 #[derive(Debug)]
 pub struct DesktopApp {

@@ -166,12 +166,18 @@ fn test() -> Result<()> {
 
     let app = build_app()?;
 
+    step("Building iotchat-server (the durability tests run and kill it as a process)");
+    Cmd::new("cargo").args(["build", "--package", "iotchat-server"]).dir(&root).run()?;
+    let server =
+        target_dir()?.join("debug").join(format!("iotchat-server{}", std::env::consts::EXE_SUFFIX));
+
     step("Running every test (unit, integration, desktop end to end)");
     Cmd::new("cargo")
         .args(["test", "--no-fail-fast"])
         .dir(&root)
         .path_prepend(&tools.cargo_bin)
         .env("IOTCHAT_APP_BIN", &app)
+        .env("IOTCHAT_SERVER_BIN", &server)
         .env("IOTCHAT_SCREENSHOT_DIR", target_dir()?.join("screenshots"))
         .run()?;
 

@@ -1,0 +1,118 @@
+//! The server as a process: killed with SIGKILL during a burst of publishes, restarted on the
+//! same data directory. Every message the broker acknowledged must be in history, once.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rumqttc::{Event, Packet, QoS};
+use serde_json::json;
+
+use crate::mqtt::connect;
+use crate::support::{api, signed_in};
+use iotchat_server::profile::Profile;
+
+struct ServerProcess {
+    child: Child,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.local_addr().expect("bound address").port()
+}
+
+/// Starts `iotchat-server serve` and waits until it answers `/profile.json`.
+async fn spawn(dir: &std::path::Path, port: u16) -> (ServerProcess, Profile) {
+    let child = Command::new(iotchat_tests::server_binary().expect("the server is built"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("iotchat-server starts");
+    let process = ServerProcess { child };
+    let url = format!("http://127.0.0.1:{port}/profile.json");
+    for _ in 0..200 {
+        if let Ok(response) = reqwest::get(&url).await
+            && let Ok(profile) = response.json::<Profile>().await
+        {
+            return (process, profile);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("iotchat-server did not answer on port {port} within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut server, profile) = spawn(dir.path(), port).await;
+    let alice = signed_in(&profile, "alice").await;
+    let room = json!({"roomName": "Burst", "type": "public"});
+    assert_eq!(api(&profile, &alice.credentials, "POST", "/chats", Some(room)).await.0, 201);
+    let (mqtt, mut events) = connect(&profile, &alice, "burst").await;
+    let topic = format!("room/public/burst/{}", alice.identity_id);
+
+    // Publish one at a time and record each acknowledgement; kill the server mid-burst.
+    let mut acknowledged = Vec::new();
+    for n in 0..400u32 {
+        let id = format!("burst-{n}");
+        let payload = json!({"message": format!("message {n}"), "id": id, "sentAt": n});
+        if mqtt.publish(&topic, QoS::AtLeastOnce, false, payload.to_string()).await.is_err() {
+            break;
+        }
+        let acked = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => return true,
+                    Ok(_) => {}
+                    Err(_) => return false,
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        if !acked {
+            break;
+        }
+        acknowledged.push(id);
+        if acknowledged.len() == 60 {
+            server.child.kill().expect("SIGKILL");
+        }
+    }
+    assert!(acknowledged.len() >= 60, "the burst got going: {} acks", acknowledged.len());
+    assert!(acknowledged.len() < 400, "the kill interrupted the burst");
+    drop(server);
+
+    let (_server, profile) = spawn(dir.path(), port).await;
+    let mut stored = Vec::new();
+    let mut before = None::<String>;
+    loop {
+        let query = match &before {
+            Some(cursor) => format!("/chats/messages?room=burst&limit=100&before={cursor}"),
+            None => "/chats/messages?room=burst&limit=100".to_owned(),
+        };
+        let relogin = crate::support::relogin(&profile, "alice").await;
+        let (status, page) = api(&profile, &relogin, "GET", &query, None).await;
+        assert_eq!(status, 200, "{page}");
+        for message in page["messages"].as_array().unwrap() {
+            stored.push(message["id"].as_str().unwrap().to_owned());
+        }
+        match page["nextBefore"].as_str() {
+            Some(cursor) => before = Some(cursor.to_owned()),
+            None => break,
+        }
+    }
+    for id in &acknowledged {
+        let copies = stored.iter().filter(|s| *s == id).count();
+        assert_eq!(copies, 1, "{id} was acknowledged, so it is stored exactly once");
+    }
+}
