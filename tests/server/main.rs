@@ -5,4 +5,5 @@ mod api;
 mod cognito;
 mod durability;
 mod mqtt;
+mod peers;
 mod support;

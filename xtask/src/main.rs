@@ -178,6 +178,7 @@ fn test() -> Result<()> {
         .path_prepend(&tools.cargo_bin)
         .env("IOTCHAT_APP_BIN", &app)
         .env("IOTCHAT_SERVER_BIN", &server)
+        .env("IOTCHAT_PEERS_PYTHON", tools.peers_python.as_deref().unwrap_or(Path::new("python3")))
         .env("IOTCHAT_SCREENSHOT_DIR", target_dir()?.join("screenshots"))
         .run()?;
 

@@ -23,6 +23,8 @@ pub(crate) struct Tools {
     pub(crate) cargo_bin: PathBuf,
     /// The Tauri CLI executable.
     pub(crate) tauri_cli: PathBuf,
+    /// A Python with the peer libraries (tests only).
+    pub(crate) peers_python: Option<PathBuf>,
 }
 
 /// Headers and libraries to build the Tauri app (WebKitGTK, tray, icons) and its C dependencies.
@@ -38,7 +40,10 @@ const BUILD_PACKAGES: &[&str] = &[
 
 /// What the end-to-end tests run: WebKit's WebDriver, a virtual display and a private bus.
 const TEST_PACKAGES: &[&str] =
-    &["webkit2gtk-driver", "xvfb", "xauth", "dbus", "dbus-x11", "imagemagick"];
+    &["webkit2gtk-driver", "xvfb", "xauth", "dbus", "dbus-x11", "imagemagick", "python3-venv"];
+
+/// Peers we did not write, from PyPI, for the interoperability tests.
+const PYTHON_PEERS: &[&str] = &["boto3==1.44.8", "paho-mqtt==2.2.0"];
 
 struct CargoTool {
     krate: &'static str,
@@ -69,8 +74,9 @@ pub(crate) fn ensure(purpose: Purpose) -> Result<Tools> {
     wasm_target()?;
     let cargo_bin = cargo_tools(purpose)?;
     let tauri_cli = tauri_cli()?;
+    let peers_python = if purpose == Purpose::Test { Some(python_peers()?) } else { None };
     println!("    everything needed is installed");
-    Ok(Tools { cargo_bin, tauri_cli })
+    Ok(Tools { cargo_bin, tauri_cli, peers_python })
 }
 
 fn system_packages(purpose: Purpose) -> Result<()> {
@@ -171,14 +177,38 @@ fn cargo_tools(purpose: Purpose) -> Result<PathBuf> {
     Ok(cargo_bin)
 }
 
+fn cache_dir() -> Result<PathBuf> {
+    Ok(match std::env::var_os("XDG_CACHE_HOME") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache"),
+    }
+    .join("iotchat"))
+}
+
+/// A virtualenv with boto3 and paho-mqtt at pinned versions, kept in the user's cache.
+fn python_peers() -> Result<PathBuf> {
+    let name: String = PYTHON_PEERS.join("_").replace(['=', '.'], "-");
+    let venv = cache_dir()?.join(format!("peers-{name}"));
+    let python = venv.join("bin").join("python");
+    let check = "import boto3, paho.mqtt; print(boto3.__version__, paho.mqtt.__version__)";
+    if Cmd::new(&python).args(["-c", check]).succeeds() {
+        println!("    Python peers ({}): present", PYTHON_PEERS.join(", "));
+        return Ok(python);
+    }
+    step(&format!(
+        "Installing the Python peers {} into {}",
+        PYTHON_PEERS.join(" "),
+        venv.display()
+    ));
+    Cmd::new("python3").args(["-m", "venv"]).arg(&venv).run()?;
+    Cmd::new(&python).args(["-m", "pip", "install", "--quiet"]).args(PYTHON_PEERS).run()?;
+    Ok(python)
+}
+
 /// The Tauri CLI from npm (a prebuilt binary: nothing to compile), kept in the user's cache so
 /// fresh clones share it.
 fn tauri_cli() -> Result<PathBuf> {
-    let cache = match std::env::var_os("XDG_CACHE_HOME") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache"),
-    };
-    let dir = cache.join("iotchat").join(format!("tauri-cli-{TAURI_CLI_VERSION}"));
+    let dir = cache_dir()?.join(format!("tauri-cli-{TAURI_CLI_VERSION}"));
     let exe = dir.join("node_modules").join(".bin").join("tauri");
     let expected = format!("tauri-cli {TAURI_CLI_VERSION}");
     if Cmd::new(&exe).arg("--version").output().is_ok_and(|v| v.trim() == expected) {
