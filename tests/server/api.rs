@@ -108,6 +108,21 @@ async fn invalid_input_gets_clear_errors() {
     let (status, body) =
         api(&profile, &c, "GET", "/chats/messages?room=general&before=abc", None).await;
     assert_eq!((status, body["code"].as_str()), (400, Some("invalid_input")), "{body}");
+
+    for (name, slug) in [
+        ("Robert'); DROP TABLE rooms;--", "room/public/robert-drop-table-rooms"),
+        ("<script>alert(1)</script>", "room/public/script-alert-1-script"),
+    ] {
+        let body = json!({"roomName": name, "type": "public"});
+        let (status, room) = api(&profile, &c, "POST", "/chats", Some(body)).await;
+        assert_eq!(status, 201, "{room}");
+        assert_eq!((room["name"].as_str(), room["displayName"].as_str()), (Some(slug), Some(name)));
+    }
+    let (_, rooms) = api(&profile, &c, "GET", "/chats", None).await;
+    assert_eq!(rooms["rooms"].as_array().unwrap().len(), 3, "names are data: the table is intact");
+    let body = json!({"roomName": "line\nbreak", "type": "public"});
+    let (status, body) = api(&profile, &c, "POST", "/chats", Some(body)).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_input")), "{body}");
     server.stop().await.unwrap();
 }
 

@@ -7,7 +7,7 @@ use rumqttc::{
 };
 use serde_json::json;
 
-use crate::support::{self, Signed, api, presigned_mqtt_url, signed_in};
+use crate::support::{self, Signed, api, presigned_mqtt_url, presigned_mqtt_url_at, signed_in};
 
 /// How long a test waits for one MQTT event.
 const WAIT: Duration = Duration::from_secs(10);
@@ -198,10 +198,13 @@ async fn bad_presigned_urls_are_refused_at_the_upgrade() {
         format!("{}X-Amz-Security-Token=forged", &good[..at])
     };
     let missing = good.replace("X-Amz-Date=", "X-Amz-Nope=");
+    let twenty_minutes_ago = std::time::SystemTime::now() - Duration::from_secs(20 * 60);
+    let stale = presigned_mqtt_url_at(&profile, &dave.credentials, twenty_minutes_ago);
     let cases = [
         ("bad signature", flipped.replacen("ws://", "http://", 1)),
         ("wrong token", wrong_token.replacen("ws://", "http://", 1)),
         ("missing date", missing.replacen("ws://", "http://", 1)),
+        ("expired", stale.replacen("ws://", "http://", 1)),
         ("unsigned", profile.iot_endpoint.replacen("ws://", "http://", 1)),
     ];
     let http = reqwest::Client::new();
@@ -221,5 +224,61 @@ async fn bad_presigned_urls_are_refused_at_the_upgrade() {
     let response = upgrade(http_url).await.unwrap();
     assert_eq!(response.status().as_u16(), 101, "the good URL upgrades");
     assert_eq!(response.headers()["sec-websocket-protocol"], "mqtt", "the subprotocol is echoed");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payloads_over_128_kb_disconnect_and_are_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let erin = signed_in(&profile, "erin").await;
+    let room = json!({"roomName": "General", "type": "public"});
+    api(&profile, &erin.credentials, "POST", "/chats", Some(room)).await;
+    let (mqtt, mut events) = connect(&profile, &erin, "e").await;
+    let topic = format!("room/public/general/{}", erin.identity_id);
+
+    let text = "x".repeat(128 * 1024);
+    let payload = json!({"message": text, "id": "too-big"}).to_string();
+    assert!(payload.len() > 128 * 1024);
+    mqtt.publish(&topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+    let outcome = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.poll().await {
+                Err(error) => return Err(error),
+                Ok(Event::Incoming(Packet::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the broker reacts in time");
+    assert!(outcome.is_err(), "an oversize payload is not acknowledged");
+    let (_, page) =
+        api(&profile, &erin.credentials, "GET", "/chats/messages?room=general", None).await;
+    assert_eq!(page["messages"], json!([]), "nothing was stored");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_connection_with_the_same_client_id_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let frank = signed_in(&profile, "frank").await;
+    let (_first, mut first_events) = connect(&profile, &frank, "same").await;
+    let (second, mut second_events) = connect(&profile, &frank, "same").await;
+
+    let first_closed = tokio::time::timeout(WAIT, async {
+        loop {
+            if first_events.poll().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(first_closed.is_ok(), "the first connection is closed by the takeover");
+    second.subscribe("room/public/general/+", QoS::AtLeastOnce).await.unwrap();
+    expect(&mut second_events, |p| matches!(p, Packet::SubAck(_)).then_some(())).await;
     server.stop().await.unwrap();
 }

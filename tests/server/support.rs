@@ -209,6 +209,15 @@ pub(crate) fn presigned_mqtt_url(
     profile: &Profile,
     credentials: &aws_credential_types::Credentials,
 ) -> String {
+    presigned_mqtt_url_at(profile, credentials, std::time::SystemTime::now())
+}
+
+/// [`presigned_mqtt_url`] signed as of `time`.
+pub(crate) fn presigned_mqtt_url_at(
+    profile: &Profile,
+    credentials: &aws_credential_types::Credentials,
+    time: std::time::SystemTime,
+) -> String {
     use aws_sigv4::http_request::{
         SessionTokenMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
     };
@@ -221,7 +230,7 @@ pub(crate) fn presigned_mqtt_url(
         .identity(&identity)
         .region(&profile.region)
         .name("iotdevicegateway")
-        .time(std::time::SystemTime::now())
+        .time(time)
         .settings(settings)
         .build()
         .expect("signing params")
