@@ -15,6 +15,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the Cognito subset, the API and the broker until SIGINT or SIGTERM.
@@ -30,6 +36,9 @@ enum Command {
         region: Option<String>,
         #[arg(long, env = "IOTCHAT_CREDENTIALS_TTL_SECS")]
         credentials_ttl_secs: Option<u64>,
+        /// Log lines as human-readable text or as one JSON object per line.
+        #[arg(long, env = "IOTCHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
     },
     /// Print the commented default configuration.
     PrintConfig,
@@ -40,8 +49,14 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() {
+    if let Err(error) = run(Cli::parse()) {
+        eprintln!("iotchat-server: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::PrintConfig => {
             print!("{DEFAULT_CONFIG}");
@@ -52,13 +67,14 @@ fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&profile)?);
             Ok(())
         }
-        Command::Serve { config, data_dir, listen, region, credentials_ttl_secs } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info,tower_http=warn".into()),
-                )
-                .init();
+        Command::Serve { config, data_dir, listen, region, credentials_ttl_secs, log_format } => {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into());
+            let logs = tracing_subscriber::fmt().with_env_filter(filter);
+            match log_format {
+                LogFormat::Text => logs.init(),
+                LogFormat::Json => logs.json().init(),
+            }
             let file = match config {
                 Some(path) => FileConfig::read(&path)?,
                 None => FileConfig::default(),
