@@ -121,6 +121,52 @@ fn build_app() -> Result<PathBuf> {
         .join(format!("iotchat-desktop{}", std::env::consts::EXE_SUFFIX)))
 }
 
+/// Where `cargo xtask run` serves the local backend.
+const LOCAL_SERVER: &str = "127.0.0.1:8787";
+
+/// The local server started for `cargo xtask run`, stopped (SIGTERM, graceful) when dropped.
+struct LocalServer(Option<std::process::Child>);
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = Cmd::new("kill").args(["-TERM", &child.id().to_string()]).succeeds();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_local_server() -> Result<LocalServer> {
+    let addr: std::net::SocketAddr = LOCAL_SERVER.parse()?;
+    if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300)).is_ok() {
+        println!("    something already listens on {LOCAL_SERVER}; using it as the local server");
+        return Ok(LocalServer(None));
+    }
+    step("Building and starting iotchat-server, the local backend (release)");
+    Cmd::new("cargo")
+        .args(["build", "--release", "--package", "iotchat-server"])
+        .dir(root())
+        .run()?;
+    let exe = target_dir()?
+        .join("release")
+        .join(format!("iotchat-server{}", std::env::consts::EXE_SUFFIX));
+    let child = std::process::Command::new(&exe)
+        .args(["serve", "--listen", LOCAL_SERVER])
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    let server = LocalServer(Some(child));
+    for _ in 0..100 {
+        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100))
+            .is_ok()
+        {
+            println!("    iotchat-server is serving on http://{LOCAL_SERVER}");
+            return Ok(server);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    bail!("iotchat-server did not start listening on {LOCAL_SERVER} within 10 s")
+}
+
 fn run() -> Result<()> {
     let tools = setup::ensure(setup::Purpose::Run)?;
     build_ui(&tools)?;
@@ -135,7 +181,8 @@ fn run() -> Result<()> {
             app.display()
         );
     }
-    step("Starting IoT Chat (close the window to stop)");
+    let _server = start_local_server()?;
+    step("Starting IoT Chat (close the window to stop; the local server stops with it)");
     Cmd::new(app).dir(root()).run()
 }
 
