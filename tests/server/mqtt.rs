@@ -282,3 +282,36 @@ async fn a_second_connection_with_the_same_client_id_takes_over() {
     expect(&mut second_events, |p| matches!(p, Packet::SubAck(_)).then_some(())).await;
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_holds_at_most_50_subscriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let gina = signed_in(&profile, "gina").await;
+    let (mqtt, mut events) = connect(&profile, &gina, "g").await;
+    for n in 0..51 {
+        mqtt.subscribe(format!("room/public/room-{n}/+"), QoS::AtLeastOnce).await.unwrap();
+        let codes = expect(&mut events, |p| match p {
+            Packet::SubAck(ack) => Some(ack.return_codes),
+            _ => None,
+        })
+        .await;
+        let expected = if n < 50 {
+            SubscribeReasonCode::Success(QoS::AtLeastOnce)
+        } else {
+            SubscribeReasonCode::Failure
+        };
+        assert_eq!(codes, [expected], "subscription {}", n + 1);
+    }
+    mqtt.unsubscribe("room/public/room-0/+").await.unwrap();
+    expect(&mut events, |p| matches!(p, Packet::UnsubAck(_)).then_some(())).await;
+    mqtt.subscribe("room/public/room-50/+", QoS::AtLeastOnce).await.unwrap();
+    let codes = expect(&mut events, |p| match p {
+        Packet::SubAck(ack) => Some(ack.return_codes),
+        _ => None,
+    })
+    .await;
+    assert_eq!(codes, [SubscribeReasonCode::Success(QoS::AtLeastOnce)], "leaving frees a slot");
+    server.stop().await.unwrap();
+}

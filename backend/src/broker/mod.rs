@@ -26,6 +26,9 @@ pub(crate) use bridge::upgrade;
 
 use crate::storage::Store;
 
+/// Subscriptions one connection may hold (AWS IoT's limit).
+pub(crate) const MAX_SUBSCRIPTIONS: usize = 50;
+
 /// Which identity each bridge connection (by its local port) carries.
 #[derive(Debug, Default)]
 pub(crate) struct Connections {
@@ -98,6 +101,8 @@ impl Broker {
                     .max_mqueue_len(100_000)
                     .max_inflight(NonZeroU16::new(100).unwrap_or(NonZeroU16::MIN))
                     .send_timeout(Duration::ZERO)
+                    // AWS IoT's limit per connection; the next one gets SUBACK 0x80.
+                    .max_subscriptions(MAX_SUBSCRIPTIONS)
                     .allow_anonymous(false)
                     .bind()?;
                 let addr = listener.local_addr()?;
