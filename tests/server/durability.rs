@@ -100,8 +100,9 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_message() {
             Some(cursor) => format!("/chats/messages?room=burst&limit=100&before={cursor}"),
             None => "/chats/messages?room=burst&limit=100".to_owned(),
         };
-        let relogin = crate::support::relogin(&profile, "alice").await;
-        let (status, page) = api(&profile, &relogin, "GET", &query, None).await;
+        let relogin = crate::support::logged_in(&profile, "alice").await;
+        assert_eq!(relogin.identity_id, alice.identity_id, "the same identity after a restart");
+        let (status, page) = api(&profile, &relogin.credentials, "GET", &query, None).await;
         assert_eq!(status, 200, "{page}");
         for message in page["messages"].as_array().unwrap() {
             stored.push(message["id"].as_str().unwrap().to_owned());

@@ -40,6 +40,21 @@ async fn next_packet(events: &mut EventLoop) -> Result<Packet, rumqttc::Connecti
     }
 }
 
+/// Waits for the broker's answer to a QoS 1 publish: `Ok` for a PUBACK, `Err` if the
+/// connection was closed instead.
+async fn puback_or_disconnect(events: &mut EventLoop) -> Result<(), rumqttc::ConnectionError> {
+    let answer = async {
+        loop {
+            match events.poll().await {
+                Err(error) => return Err(error),
+                Ok(Event::Incoming(Packet::PubAck(_))) => return Ok(()),
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, answer).await.expect("the broker reacts in time")
+}
+
 /// Polls until a packet matching `want` arrives (other packets are skipped).
 async fn expect<T>(events: &mut EventLoop, mut want: impl FnMut(Packet) -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -131,17 +146,7 @@ async fn a_spoofed_publish_disconnects_and_delivers_and_stores_nothing() {
         .publish(&as_bob, QoS::AtLeastOnce, false, json!({"message": "I am bob"}).to_string())
         .await
         .unwrap();
-    let outcome = tokio::time::timeout(WAIT, async {
-        loop {
-            match mallory_events.poll().await {
-                Err(error) => return Err(error),
-                Ok(Event::Incoming(Packet::PubAck(_))) => return Ok(()),
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .expect("the broker reacts in time");
+    let outcome = puback_or_disconnect(&mut mallory_events).await;
     assert!(outcome.is_err(), "no PUBACK: the connection is closed, as AWS IoT does");
 
     let nothing =
@@ -242,17 +247,7 @@ async fn payloads_over_128_kb_disconnect_and_are_not_stored() {
     let payload = json!({"message": text, "id": "too-big"}).to_string();
     assert!(payload.len() > 128 * 1024);
     mqtt.publish(&topic, QoS::AtLeastOnce, false, payload).await.unwrap();
-    let outcome = tokio::time::timeout(WAIT, async {
-        loop {
-            match events.poll().await {
-                Err(error) => return Err(error),
-                Ok(Event::Incoming(Packet::PubAck(_))) => return Ok(()),
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .expect("the broker reacts in time");
+    let outcome = puback_or_disconnect(&mut events).await;
     assert!(outcome.is_err(), "an oversize payload is not acknowledged");
     let (_, page) =
         api(&profile, &erin.credentials, "GET", "/chats/messages?room=general", None).await;

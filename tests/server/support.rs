@@ -124,10 +124,14 @@ pub(crate) struct Signed {
 
 /// Signs up `username`, logs in, and gets an identity and its credentials.
 pub(crate) async fn signed_in(profile: &Profile, username: &str) -> Signed {
-    let idp = idp_client(profile);
+    sign_up(&idp_client(profile), profile, username).await;
+    logged_in(profile, username).await
+}
+
+/// Logs an existing user in and gets their identity and fresh credentials, as the app does.
+pub(crate) async fn logged_in(profile: &Profile, username: &str) -> Signed {
     let identity = identity_client(profile);
-    sign_up(&idp, profile, username).await;
-    let tokens = log_in(&idp, profile, username).await;
+    let tokens = log_in(&idp_client(profile), profile, username).await;
     let identity_id = get_id(&identity, profile, &tokens.id).await;
     let (provider, token) = logins(profile, &tokens.id);
     let out = identity
@@ -243,31 +247,4 @@ pub(crate) fn presigned_mqtt_url_at(
     let mut request = http::Request::builder().uri(url).body(()).expect("request");
     instructions.apply_to_request_http1x(&mut request);
     request.uri().to_string()
-}
-
-/// Logs an existing user in again and returns fresh API credentials for the same identity.
-pub(crate) async fn relogin(
-    profile: &Profile,
-    username: &str,
-) -> aws_credential_types::Credentials {
-    let idp = idp_client(profile);
-    let identity = identity_client(profile);
-    let tokens = log_in(&idp, profile, username).await;
-    let identity_id = get_id(&identity, profile, &tokens.id).await;
-    let (provider, token) = logins(profile, &tokens.id);
-    let out = identity
-        .get_credentials_for_identity()
-        .identity_id(&identity_id)
-        .logins(provider, token)
-        .send()
-        .await
-        .expect("credentials");
-    let c = out.credentials().expect("credentials");
-    aws_credential_types::Credentials::new(
-        c.access_key_id().expect("key id"),
-        c.secret_key().expect("secret"),
-        c.session_token().map(str::to_owned),
-        None,
-        "iotchat-tests",
-    )
 }
