@@ -193,21 +193,8 @@ async fn password_auth(state: &AppState, params: &HashMap<String, String>) -> Co
         auth_time_s: now / 1000,
     };
     state.store.session_insert(session.clone()).await?;
-    let tokens = state
-        .tokens
-        .issue(&user, &session.origin_jti, session.auth_time_s, now / 1000)
-        .map_err(CognitoError::internal)?;
     tracing::info!(sub = %user.sub, "signed in");
-    Ok(json!({
-        "ChallengeParameters": {},
-        "AuthenticationResult": {
-            "AccessToken": tokens.access_token,
-            "ExpiresIn": TOKEN_TTL.as_secs(),
-            "TokenType": "Bearer",
-            "RefreshToken": refresh_token,
-            "IdToken": tokens.id_token,
-        }
-    }))
+    authentication_result(state, &user, &session, Some(&refresh_token))
 }
 
 async fn refresh_auth(state: &AppState, params: &HashMap<String, String>) -> CognitoResult {
@@ -226,20 +213,31 @@ async fn refresh_auth(state: &AppState, params: &HashMap<String, String>) -> Cog
         .user_by_sub(&session.sub)
         .await?
         .ok_or_else(|| CognitoError::not_authorized("Invalid Refresh Token"))?;
+    // Cognito does not rotate refresh tokens: the response carries none.
+    authentication_result(state, &user, &session, None)
+}
+
+/// Issues ID and access tokens for `session` and answers InitiateAuth with them.
+fn authentication_result(
+    state: &AppState,
+    user: &UserRecord,
+    session: &SessionRecord,
+    refresh_token: Option<&str>,
+) -> CognitoResult {
     let tokens = state
         .tokens
-        .issue(&user, &session.origin_jti, session.auth_time_s, now / 1000)
+        .issue(user, &session.origin_jti, session.auth_time_s, now_ms() / 1000)
         .map_err(CognitoError::internal)?;
-    // Cognito does not rotate refresh tokens: the response carries none.
-    Ok(json!({
-        "ChallengeParameters": {},
-        "AuthenticationResult": {
-            "AccessToken": tokens.access_token,
-            "ExpiresIn": TOKEN_TTL.as_secs(),
-            "TokenType": "Bearer",
-            "IdToken": tokens.id_token,
-        }
-    }))
+    let mut result = json!({
+        "AccessToken": tokens.access_token,
+        "ExpiresIn": TOKEN_TTL.as_secs(),
+        "TokenType": "Bearer",
+        "IdToken": tokens.id_token,
+    });
+    if let Some(refresh_token) = refresh_token {
+        result["RefreshToken"] = refresh_token.into();
+    }
+    Ok(json!({ "ChallengeParameters": {}, "AuthenticationResult": result }))
 }
 
 #[derive(Deserialize)]
