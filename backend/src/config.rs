@@ -1,6 +1,6 @@
 //! Configuration: built-in defaults ← config file ← environment ← flags.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,6 +17,32 @@ pub struct Config {
     pub listen: SocketAddr,
     pub region: String,
     pub credentials_ttl_secs: u64,
+    pub tls: Tls,
+    /// The host name (or IP address) clients use to reach the server: it goes into the profile's
+    /// URLs and the self-signed certificate.
+    pub public_host: String,
+}
+
+/// Whether and how the server speaks TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain HTTP and WebSocket: loopback only.
+    Off,
+    /// A certificate signed by a CA the server generates once and keeps in its data directory;
+    /// the profile carries the CA certificate so clients trust exactly it.
+    SelfSigned,
+    /// A certificate chain and private key from PEM files (for example from an ACME client).
+    Files { cert: PathBuf, key: PathBuf },
+}
+
+/// The `tls` setting as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// Plain on loopback addresses, TLS on any other.
+    Auto,
+    On,
+    Off,
 }
 
 /// What a config file may contain; every key optional.
@@ -27,6 +53,10 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub region: Option<String>,
     pub credentials_ttl_secs: Option<u64>,
+    pub tls: Option<TlsMode>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub public_host: Option<String>,
 }
 
 impl FileConfig {
@@ -48,31 +78,47 @@ impl Config {
     pub fn resolve(file: FileConfig, overrides: FileConfig) -> anyhow::Result<Self> {
         let defaults: FileConfig =
             toml::from_str(DEFAULT_CONFIG).context("the built-in default")?;
+        let listen: SocketAddr =
+            overrides.listen.or(file.listen).or(defaults.listen).context("listen")?;
+        let tls = resolve_tls(
+            overrides.tls.or(file.tls).or(defaults.tls).unwrap_or(TlsMode::Auto),
+            overrides.tls_cert.or(file.tls_cert),
+            overrides.tls_key.or(file.tls_key),
+            listen.ip(),
+        )?;
+        let public_host = match overrides.public_host.or(file.public_host) {
+            Some(host) => host,
+            None if listen.ip().is_unspecified() => {
+                gethostname::gethostname().into_string().ok().filter(|h| !h.is_empty()).context(
+                    "this machine's host name is unusable; set public_host to the name or \
+                     address clients use to reach the server",
+                )?
+            }
+            None => listen.ip().to_string(),
+        };
         let config = Config {
             data_dir: overrides
                 .data_dir
                 .or(file.data_dir)
                 .or(defaults.data_dir)
                 .unwrap_or_else(default_data_dir),
-            listen: overrides.listen.or(file.listen).or(defaults.listen).context("listen")?,
+            listen,
             region: overrides.region.or(file.region).or(defaults.region).context("region")?,
             credentials_ttl_secs: overrides
                 .credentials_ttl_secs
                 .or(file.credentials_ttl_secs)
                 .or(defaults.credentials_ttl_secs)
                 .context("credentials_ttl_secs")?,
+            tls,
+            public_host,
         };
         config.check()?;
         Ok(config)
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        if !self.listen.ip().is_loopback() {
-            bail!(
-                "listen = {}: only loopback addresses (127.0.0.1, ::1) are allowed, because this \
-                 server cannot serve TLS yet and passwords must never cross a network in clear",
-                self.listen
-            );
+        if let Err(problem) = check_host(&self.public_host) {
+            bail!("public_host = {:?}: {problem}", self.public_host);
         }
         let region_ok = !self.region.is_empty()
             && self.region.len() <= 32
@@ -92,6 +138,14 @@ impl Config {
         Ok(())
     }
 
+    /// The `host:port` clients use, for a server bound to `port`.
+    pub fn public_authority(&self, port: u16) -> String {
+        match self.public_host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(ip)) => format!("[{ip}]:{port}"),
+            _ => format!("{}:{port}", self.public_host),
+        }
+    }
+
     pub fn credentials_ttl(&self) -> Duration {
         Duration::from_secs(self.credentials_ttl_secs)
     }
@@ -100,6 +154,54 @@ impl Config {
     pub fn for_data_dir(data_dir: &Path) -> anyhow::Result<Self> {
         let overrides = FileConfig { data_dir: Some(data_dir.to_owned()), ..FileConfig::default() };
         Self::resolve(FileConfig::default(), overrides)
+    }
+}
+
+fn resolve_tls(
+    mode: TlsMode,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ip: IpAddr,
+) -> anyhow::Result<Tls> {
+    let files = match (cert, key) {
+        (Some(cert), Some(key)) => Some(Tls::Files { cert, key }),
+        (None, None) => None,
+        (Some(_), None) => bail!("tls_cert is set but tls_key is not: give both PEM files"),
+        (None, Some(_)) => bail!("tls_key is set but tls_cert is not: give both PEM files"),
+    };
+    Ok(match (mode, files) {
+        (TlsMode::Off, Some(_)) => {
+            bail!("tls = \"off\" but tls_cert and tls_key are set: remove one or the other")
+        }
+        (TlsMode::Off, None) if !ip.is_loopback() => bail!(
+            "tls = \"off\" is allowed only on loopback addresses (127.0.0.1, ::1): on {ip} \
+             passwords would cross a network in clear. Use tls = \"auto\" (a self-signed \
+             certificate the profile carries) or give tls_cert and tls_key"
+        ),
+        (TlsMode::Off, None) => Tls::Off,
+        (_, Some(files)) => files,
+        (TlsMode::On, None) => Tls::SelfSigned,
+        (TlsMode::Auto, None) if ip.is_loopback() => Tls::Off,
+        (TlsMode::Auto, None) => Tls::SelfSigned,
+    })
+}
+
+/// Whether `host` can go into a URL's authority and a certificate: a DNS name or an IP address.
+fn check_host(host: &str) -> Result<(), &'static str> {
+    if host.parse::<IpAddr>().is_ok() {
+        return Ok(());
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if host.len() <= 253 && host.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err("expected a host name such as chat.example.lan, or an IP address")
     }
 }
 
@@ -129,14 +231,56 @@ mod tests {
 
     #[test]
     fn non_loopback_and_bad_values_are_refused_with_reasons() {
-        let listen =
-            FileConfig { listen: Some("0.0.0.0:8787".parse().unwrap()), ..Default::default() };
+        let listen = FileConfig {
+            listen: Some("0.0.0.0:8787".parse().unwrap()),
+            tls: Some(TlsMode::Off),
+            ..Default::default()
+        };
         let err = Config::resolve(FileConfig::default(), listen).unwrap_err().to_string();
-        assert!(err.contains("only loopback"), "{err}");
+        assert!(err.contains("only on loopback"), "{err}");
+        let host = FileConfig { public_host: Some("chat example".into()), ..Default::default() };
+        let err = Config::resolve(FileConfig::default(), host).unwrap_err().to_string();
+        assert!(err.contains("public_host"), "{err}");
         let region = FileConfig { region: Some("US East".into()), ..Default::default() };
         assert!(Config::resolve(FileConfig::default(), region).is_err());
         let ttl = FileConfig { credentials_ttl_secs: Some(0), ..Default::default() };
         assert!(Config::resolve(FileConfig::default(), ttl).is_err());
         assert!(toml::from_str::<FileConfig>("lissen = \"x\"").is_err(), "typos are errors");
+    }
+
+    #[test]
+    fn tls_follows_the_address_unless_told() {
+        let resolve = |listen: &str, tls: Option<TlsMode>, files: bool| {
+            let overrides = FileConfig {
+                listen: Some(listen.parse().unwrap()),
+                tls,
+                tls_cert: files.then(|| "c.pem".into()),
+                tls_key: files.then(|| "k.pem".into()),
+                ..Default::default()
+            };
+            Config::resolve(FileConfig::default(), overrides)
+        };
+        assert_eq!(resolve("127.0.0.1:1", None, false).unwrap().tls, Tls::Off);
+        assert_eq!(resolve("[::1]:1", None, false).unwrap().tls, Tls::Off);
+        assert_eq!(resolve("192.168.1.5:1", None, false).unwrap().tls, Tls::SelfSigned);
+        assert_eq!(resolve("127.0.0.1:1", Some(TlsMode::On), false).unwrap().tls, Tls::SelfSigned);
+        let files = resolve("0.0.0.0:1", None, true).unwrap();
+        assert!(matches!(files.tls, Tls::Files { .. }));
+        assert!(!files.public_host.is_empty(), "all interfaces: the machine's host name");
+        assert!(resolve("127.0.0.1:1", Some(TlsMode::Off), true).is_err());
+        let half = FileConfig { tls_cert: Some("c.pem".into()), ..Default::default() };
+        let err = Config::resolve(FileConfig::default(), half).unwrap_err().to_string();
+        assert!(err.contains("tls_key"), "{err}");
+    }
+
+    #[test]
+    fn the_public_address_brackets_ipv6() {
+        let config = |listen: &str| {
+            let overrides =
+                FileConfig { listen: Some(listen.parse().unwrap()), ..Default::default() };
+            Config::resolve(FileConfig::default(), overrides).unwrap()
+        };
+        assert_eq!(config("127.0.0.1:0").public_authority(8787), "127.0.0.1:8787");
+        assert_eq!(config("[::1]:0").public_authority(8787), "[::1]:8787");
     }
 }

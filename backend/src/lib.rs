@@ -12,6 +12,7 @@ mod cognito;
 pub mod config;
 pub mod profile;
 pub mod storage;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use tokio::sync::oneshot;
 
 use auth::tokens::TokenIssuer;
 use config::Config;
-use profile::Profile;
+use profile::{Profile, PublicAddress};
 use storage::{SqliteStore, Store};
 
 /// Largest request body the server reads (Cognito requests are small).
@@ -200,8 +201,15 @@ pub async fn start(
     let issuer = format!("https://{}", pool.provider_name());
     let tokens = TokenIssuer::load(store.as_ref(), issuer, pool.client_id.clone()).await?;
     let dummy_hash = auth::password::hash(uuid::Uuid::new_v4().to_string()).await?;
-    let profile = Profile::local(&pool, addr);
-    profile.write(&config.data_dir)?;
+    let hosts = tls::certificate_hosts(&config.public_host, addr.ip());
+    let server_tls = tls::setup(&config.tls, store.as_ref(), &pool.user_pool_id, &hosts).await?;
+    let public = PublicAddress {
+        tls: server_tls.is_some(),
+        authority: config.public_authority(addr.port()),
+    };
+    let ca_certificate = server_tls.as_ref().and_then(|t| t.ca_certificate.clone());
+    let profile = profile::local(&pool, &public, ca_certificate);
+    profile::write(&profile, &config.data_dir)?;
 
     let broker = broker::Broker::start(Arc::clone(&store)).await?;
     let state = AppState(Arc::new(Inner {
@@ -215,13 +223,21 @@ pub async fn start(
     }));
     let (shutdown, shutdown_rx) = oneshot::channel();
     let app = router(state);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_rx.await;
-            })
-            .await
-    });
-    tracing::info!(%addr, "serving");
+    let stopped = async move {
+        let _ = shutdown_rx.await;
+    };
+    let task =
+        match server_tls {
+            None => tokio::spawn(async move {
+                axum::serve(listener, app).with_graceful_shutdown(stopped).await
+            }),
+            Some(server_tls) => {
+                let listener = tls::TlsListener::new(listener, server_tls.config)?;
+                tokio::spawn(async move {
+                    axum::serve(listener, app).with_graceful_shutdown(stopped).await
+                })
+            }
+        };
+    tracing::info!(%addr, tls = public.tls, "serving");
     Ok(RunningServer { addr, profile, shutdown, task })
 }

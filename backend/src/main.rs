@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use iotchat_server::config::{Config, DEFAULT_CONFIG, FileConfig, default_data_dir};
-use iotchat_server::profile::Profile;
+use iotchat_server::config::{Config, DEFAULT_CONFIG, FileConfig, TlsMode, default_data_dir};
+use iotchat_server::profile;
 
 #[derive(Parser)]
 #[command(name = "iotchat-server", version, about = "IoT Chat's local, AWS-compatible backend")]
@@ -36,6 +36,18 @@ enum Command {
         region: Option<String>,
         #[arg(long, env = "IOTCHAT_CREDENTIALS_TTL_SECS")]
         credentials_ttl_secs: Option<u64>,
+        /// auto: plain HTTP on loopback addresses, TLS on any other; on; off (loopback only).
+        #[arg(long, env = "IOTCHAT_TLS", value_enum)]
+        tls: Option<TlsMode>,
+        /// PEM certificate chain to serve (with --tls-key); default: a self-signed one.
+        #[arg(long, env = "IOTCHAT_TLS_CERT")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, env = "IOTCHAT_TLS_KEY")]
+        tls_key: Option<PathBuf>,
+        /// Host name or address clients use to reach the server (profile URLs, certificate).
+        #[arg(long, env = "IOTCHAT_PUBLIC_HOST")]
+        public_host: Option<String>,
         /// Log lines as human-readable text or as one JSON object per line.
         #[arg(long, env = "IOTCHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
@@ -63,11 +75,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Profile { data_dir } => {
-            let profile = Profile::read(&data_dir.unwrap_or_else(default_data_dir))?;
-            println!("{}", serde_json::to_string_pretty(&profile)?);
+            let profile = profile::read(&data_dir.unwrap_or_else(default_data_dir))?;
+            println!("{}", profile.to_json_pretty());
             Ok(())
         }
-        Command::Serve { config, data_dir, listen, region, credentials_ttl_secs, log_format } => {
+        Command::Serve {
+            config,
+            data_dir,
+            listen,
+            region,
+            credentials_ttl_secs,
+            tls,
+            tls_cert,
+            tls_key,
+            public_host,
+            log_format,
+        } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tower_http=warn".into());
             let logs = tracing_subscriber::fmt().with_env_filter(filter);
@@ -79,7 +102,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => FileConfig::read(&path)?,
                 None => FileConfig::default(),
             };
-            let overrides = FileConfig { data_dir, listen, region, credentials_ttl_secs };
+            let overrides = FileConfig {
+                data_dir,
+                listen,
+                region,
+                credentials_ttl_secs,
+                tls,
+                tls_cert,
+                tls_key,
+                public_host,
+            };
             let config = Config::resolve(file, overrides)?;
             tokio::runtime::Runtime::new()?.block_on(serve(config))
         }
@@ -94,8 +126,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         data_dir = %config.data_dir.display(),
         profile = %config.data_dir.join("profile.json").display(),
-        "iotchat-server is ready on http://{}",
-        server.addr()
+        listen = %server.addr(),
+        "iotchat-server is ready; clients use {}",
+        server.profile().api_url.trim_end_matches("/api")
     );
     shutdown_signal().await;
     tracing::info!("shutting down");

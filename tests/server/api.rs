@@ -132,7 +132,7 @@ async fn unsigned_tampered_and_expired_requests_are_refused() {
     let server = support::start_with(dir.path(), |config| config.credentials_ttl_secs = 4).await;
     let profile = server.profile().clone();
     let dave = signed_in(&profile, "dave").await;
-    let http = reqwest::Client::new();
+    let http = support::plain_http();
     let url = format!("{}/chats", profile.api_url);
 
     let unsigned = http.get(&url).send().await.unwrap();

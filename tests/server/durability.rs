@@ -40,7 +40,7 @@ async fn spawn(dir: &std::path::Path, port: u16) -> (ServerProcess, Profile) {
     let process = ServerProcess { child };
     let url = format!("http://127.0.0.1:{port}/profile.json");
     for _ in 0..200 {
-        if let Ok(response) = reqwest::get(&url).await
+        if let Ok(response) = crate::support::plain_http().get(&url).send().await
             && let Ok(profile) = response.json::<Profile>().await
         {
             return (process, profile);

@@ -7,3 +7,4 @@ mod durability;
 mod mqtt;
 mod peers;
 mod support;
+mod tls;

@@ -17,12 +17,26 @@ pub(crate) async fn connect(
     user: &Signed,
     tag: &str,
 ) -> (AsyncClient, EventLoop) {
+    connect_with(profile, user, tag, Duration::from_secs(30)).await
+}
+
+/// [`connect`] with a chosen keepalive, over `wss://` when the profile says so.
+pub(crate) async fn connect_with(
+    profile: &iotchat_server::profile::Profile,
+    user: &Signed,
+    tag: &str,
+    keep_alive: Duration,
+) -> (AsyncClient, EventLoop) {
     let (status, body) = api(profile, &user.credentials, "POST", "/policy/attach", None).await;
     assert_eq!(status, 200, "{body}");
     let url = presigned_mqtt_url(profile, &user.credentials);
     let mut options = MqttOptions::new(format!("{}-{tag}", user.identity_id), url, 443);
-    options.set_transport(Transport::Ws);
-    options.set_keep_alive(Duration::from_secs(30));
+    match support::rustls_config(profile) {
+        Some(tls) => options
+            .set_transport(Transport::wss_with_config(rumqttc::TlsConfiguration::Rustls(tls))),
+        None => options.set_transport(Transport::Ws),
+    };
+    options.set_keep_alive(keep_alive);
     options.set_max_packet_size(128 * 1024 + 1024, 128 * 1024 + 1024);
     let (client, mut events) = AsyncClient::new(options, 16);
     match tokio::time::timeout(WAIT, next_packet(&mut events)).await {
@@ -56,7 +70,10 @@ async fn puback_or_disconnect(events: &mut EventLoop) -> Result<(), rumqttc::Con
 }
 
 /// Polls until a packet matching `want` arrives (other packets are skipped).
-async fn expect<T>(events: &mut EventLoop, mut want: impl FnMut(Packet) -> Option<T>) -> T {
+pub(crate) async fn expect<T>(
+    events: &mut EventLoop,
+    mut want: impl FnMut(Packet) -> Option<T>,
+) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let packet = tokio::time::timeout_at(deadline, next_packet(events))
@@ -212,7 +229,7 @@ async fn bad_presigned_urls_are_refused_at_the_upgrade() {
         ("expired", stale.replacen("ws://", "http://", 1)),
         ("unsigned", profile.iot_endpoint.replacen("ws://", "http://", 1)),
     ];
-    let http = reqwest::Client::new();
+    let http = support::plain_http();
     let upgrade = |url: String| {
         http.get(url)
             .header("connection", "upgrade")

@@ -15,26 +15,85 @@ pub(crate) async fn start(dir: &Path) -> RunningServer {
     iotchat_server::start(&config, listener).await.expect("server starts")
 }
 
+/// Starts a server on 127.0.0.1:<ephemeral> that speaks TLS with a self-signed certificate.
+pub(crate) async fn start_tls(dir: &Path) -> RunningServer {
+    start_with(dir, |config| config.tls = iotchat_server::config::Tls::SelfSigned).await
+}
+
+/// An HTTP client for the AWS SDK that trusts the profile's CA and nothing else, or the SDK's
+/// default when the profile has none.
+pub(crate) fn sdk_http_client(profile: &Profile) -> Option<idp::config::SharedHttpClient> {
+    use aws_smithy_http_client::tls;
+    let pem = profile.ca_certificate.as_ref()?;
+    let trust = tls::TrustStore::empty().with_pem_certificate(pem.as_bytes());
+    let context = tls::TlsContext::builder().with_trust_store(trust).build().expect("TLS context");
+    Some(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+            .tls_context(context)
+            .build_https(),
+    )
+}
+
+/// A rustls client configuration that trusts the profile's CA and nothing else.
+pub(crate) fn rustls_config(profile: &Profile) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let pem = profile.ca_certificate.as_ref()?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(pem.as_bytes()).expect("a PEM CA")).expect("CA");
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Some(std::sync::Arc::new(config))
+}
+
 pub(crate) fn idp_client(profile: &Profile) -> idp::Client {
     let endpoint = profile.cognito_idp_endpoint.clone().expect("local profile has endpoints");
-    let config = idp::Config::builder()
+    let mut config = idp::Config::builder()
         .behavior_version(idp::config::BehaviorVersion::latest())
         .region(idp::config::Region::new(profile.region.clone()))
         .endpoint_url(endpoint)
-        .retry_config(idp::config::retry::RetryConfig::disabled())
-        .build();
-    idp::Client::from_conf(config)
+        .retry_config(idp::config::retry::RetryConfig::disabled());
+    if let Some(http) = sdk_http_client(profile) {
+        config = config.http_client(http);
+    }
+    idp::Client::from_conf(config.build())
 }
 
 pub(crate) fn identity_client(profile: &Profile) -> identity::Client {
     let endpoint = profile.cognito_identity_endpoint.clone().expect("local profile has endpoints");
-    let config = identity::Config::builder()
+    let mut config = identity::Config::builder()
         .behavior_version(identity::config::BehaviorVersion::latest())
         .region(identity::config::Region::new(profile.region.clone()))
         .endpoint_url(endpoint)
-        .retry_config(identity::config::retry::RetryConfig::disabled())
-        .build();
-    identity::Client::from_conf(config)
+        .retry_config(identity::config::retry::RetryConfig::disabled());
+    if let Some(http) = sdk_http_client(profile) {
+        config = config.http_client(http);
+    }
+    identity::Client::from_conf(config.build())
+}
+
+/// A reqwest client for plain HTTP.
+pub(crate) fn plain_http() -> reqwest::Client {
+    // reqwest builds a TLS configuration even for plain clients, with the process's default
+    // rustls back end; several are compiled in, so name one (a second call is a no-op).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// A reqwest client that trusts the profile's CA (and nothing else) when it has one.
+pub(crate) fn http_client(profile: &Profile) -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let builder = reqwest::Client::builder();
+    let builder = match rustls_config(profile) {
+        Some(tls) => builder.use_preconfigured_tls((*tls).clone()),
+        None => builder,
+    };
+    builder.build().expect("an HTTP client")
 }
 
 pub(crate) async fn sign_up(idp: &idp::Client, profile: &Profile, username: &str) {
@@ -163,7 +222,7 @@ pub(crate) async fn api(
     let url = format!("{}{path_and_query}", profile.api_url);
     let body = body.map(|b| b.to_string()).unwrap_or_default();
     let headers = send_headers(profile, credentials, method, &url, &body);
-    let client = reqwest::Client::new();
+    let client = http_client(profile);
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let mut request = client.request(method, &url).body(body);
     for (name, value) in headers {

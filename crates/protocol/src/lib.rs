@@ -12,6 +12,7 @@ pub mod desktop;
 pub mod error;
 pub mod identity;
 pub mod payload;
+pub mod profile;
 pub mod slug;
 pub mod topic;
 
@@ -20,5 +21,6 @@ pub use identity::{IdentityId, IdentityIdError};
 pub use payload::{
     ChatMessage, IncomingPayload, MAX_PAYLOAD_BYTES, MessageId, OutgoingPayload, PayloadError,
 };
+pub use profile::{Profile, ProfileError};
 pub use slug::{RoomDisplayName, RoomSlug, SlugError};
 pub use topic::{RoomName, Topic, TopicError, TopicFilter};
