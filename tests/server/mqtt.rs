@@ -327,3 +327,70 @@ async fn a_connection_holds_at_most_50_subscriptions() {
     assert_eq!(codes, [SubscribeReasonCode::Success(QoS::AtLeastOnce)], "leaving frees a slot");
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keepalives_outside_aws_bounds_are_adjusted_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let hana = signed_in(&profile, "hana").await;
+    // AWS IoT accepts 30–1200 s and adjusts anything else; a plain rmqtt refuses MQTT 3 clients
+    // outside its bounds, which would lock out clients that merely ping often.
+    for (tag, secs) in [("short", 5), ("never", 0), ("long", 4000)] {
+        let (mqtt, mut events) =
+            connect_with(&profile, &hana, tag, Duration::from_secs(secs)).await;
+        mqtt.subscribe("room/public/general/+", QoS::AtLeastOnce).await.unwrap();
+        expect(&mut events, |p| matches!(p, Packet::SubAck(_)).then_some(())).await;
+        mqtt.disconnect().await.unwrap();
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fast_publisher_is_slowed_to_100_per_second_and_loses_nothing() {
+    const COUNT: usize = 250;
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let ivan = signed_in(&profile, "ivan").await;
+    let room = json!({"roomName": "Flood", "type": "public"});
+    api(&profile, &ivan.credentials, "POST", "/chats", Some(room)).await;
+    let (mqtt, mut events) = connect(&profile, &ivan, "i").await;
+    let topic = format!("room/public/flood/{}", ivan.identity_id);
+
+    let started = tokio::time::Instant::now();
+    let publisher = tokio::spawn(async move {
+        for n in 0..COUNT {
+            let payload = json!({"message": format!("flood {n}")}).to_string();
+            mqtt.publish(&topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+        }
+        mqtt
+    });
+    let mut acks = 0;
+    while acks < COUNT {
+        let answer = tokio::time::timeout(WAIT, puback_or_disconnect(&mut events)).await;
+        answer.expect("acks keep coming").expect("the connection stays up");
+        acks += 1;
+    }
+    let elapsed = started.elapsed();
+    let _mqtt = publisher.await.unwrap();
+    // The first 100 are a burst; the other 150 come at 100/s: at least 1.5 s in all. A lower
+    // bound, so a slow machine cannot fail it.
+    assert!(elapsed >= Duration::from_millis(1400), "{COUNT} publishes acked in {elapsed:?}");
+
+    let mut stored = 0;
+    let mut before: Option<String> = None;
+    loop {
+        let cursor = before.as_ref().map(|b| format!("&before={b}")).unwrap_or_default();
+        let path = format!("/chats/messages?room=flood&limit=200{cursor}");
+        let (status, page) = api(&profile, &ivan.credentials, "GET", &path, None).await;
+        assert_eq!(status, 200, "{page}");
+        stored += page["messages"].as_array().unwrap().len();
+        match page["nextBefore"].as_str() {
+            Some(next) => before = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(stored, COUNT, "every acknowledged publish is in history");
+    server.stop().await.unwrap();
+}

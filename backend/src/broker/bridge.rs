@@ -19,6 +19,9 @@ use crate::{AppState, now_ms};
 
 /// How old a presigned URL without `X-Amz-Expires` may be, and the allowed clock skew.
 const MAX_PRESIGN_AGE: Duration = Duration::from_secs(15 * 60);
+/// How long one WebSocket connection may last (AWS IoT's limit); clients reconnect with a
+/// freshly signed URL.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// Largest chunk read from the broker before it is sent as one WebSocket frame.
 const CHUNK: usize = 64 * 1024;
 
@@ -140,5 +143,9 @@ async fn shovel(socket: WebSocket, tcp: tokio::net::TcpStream) -> anyhow::Result
     tokio::select! {
         result = upstream => result,
         result = downstream => result,
+        () = tokio::time::sleep(MAX_CONNECTION_AGE) => {
+            tracing::info!("closing an MQTT connection after 24 hours, as AWS IoT does");
+            Ok(())
+        }
     }
 }

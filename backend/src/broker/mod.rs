@@ -11,7 +11,7 @@ mod policy;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::num::NonZeroU16;
+use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,16 +29,34 @@ use crate::storage::Store;
 /// Subscriptions one connection may hold (AWS IoT's limit).
 pub(crate) const MAX_SUBSCRIPTIONS: usize = 50;
 
+/// Publishes one connection may make per second (AWS IoT's limit). A faster client is slowed
+/// down: its acknowledgements wait, nothing is dropped.
+pub(crate) const MAX_PUBLISHES_PER_SECOND: u32 = 100;
+
+/// Keepalive bounds (AWS IoT's): shorter requests are raised, longer ones lowered, and 0
+/// ("never") means the longest.
+pub(crate) const KEEPALIVE_SECS: std::ops::RangeInclusive<u16> = 30..=1200;
+
+/// One bridge connection: who it is, and its publish budget.
+#[derive(Debug)]
+struct Connection {
+    identity: IdentityId,
+    publishes: Arc<governor::DefaultDirectRateLimiter>,
+}
+
 /// Which identity each bridge connection (by its local port) carries.
 #[derive(Debug, Default)]
 pub(crate) struct Connections {
-    by_port: Mutex<HashMap<u16, IdentityId>>,
+    by_port: Mutex<HashMap<u16, Connection>>,
 }
 
 impl Connections {
     fn insert(&self, port: u16, identity: IdentityId) {
+        let per_second = NonZeroU32::new(MAX_PUBLISHES_PER_SECOND).unwrap_or(NonZeroU32::MIN);
+        let publishes =
+            Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(per_second)));
         if let Ok(mut map) = self.by_port.lock() {
-            map.insert(port, identity);
+            map.insert(port, Connection { identity, publishes });
         }
     }
 
@@ -50,7 +68,67 @@ impl Connections {
 
     pub(crate) fn identity(&self, addr: Option<SocketAddr>) -> Option<IdentityId> {
         let port = addr?.port();
-        self.by_port.lock().ok()?.get(&port).cloned()
+        self.by_port.lock().ok()?.get(&port).map(|c| c.identity.clone())
+    }
+
+    /// Waits until the connection may publish again.
+    pub(crate) async fn publish_budget(&self, addr: Option<SocketAddr>) {
+        let limiter = addr.and_then(|addr| {
+            let map = self.by_port.lock().ok()?;
+            map.get(&addr.port()).map(|c| Arc::clone(&c.publishes))
+        });
+        if let Some(limiter) = limiter {
+            limiter.until_ready().await;
+        }
+    }
+}
+
+/// rmqtt's keepalive handling, with AWS IoT's bounds instead of refusing MQTT 3 clients whose
+/// keepalive is outside them.
+struct KeepaliveFitters;
+
+impl rmqtt::fitter::FitterManager for KeepaliveFitters {
+    fn create(
+        &self,
+        conn_info: Arc<rmqtt::types::ConnectInfo>,
+        id: rmqtt::types::Id,
+        cfg: rmqtt::types::ListenerConfig,
+    ) -> rmqtt::types::FitterType {
+        Arc::new(KeepaliveFitter(rmqtt::fitter::DefaultFitter::new(conn_info, id, cfg)))
+    }
+}
+
+struct KeepaliveFitter(rmqtt::fitter::DefaultFitter);
+
+#[async_trait::async_trait]
+impl rmqtt::fitter::Fitter for KeepaliveFitter {
+    fn keep_alive(&self, keep_alive: &mut u16) -> rmqtt::Result<u16> {
+        *keep_alive = match *keep_alive {
+            0 => *KEEPALIVE_SECS.end(),
+            secs => secs.clamp(*KEEPALIVE_SECS.start(), *KEEPALIVE_SECS.end()),
+        };
+        self.0.keep_alive(keep_alive)
+    }
+    fn max_mqueue_len(&self) -> usize {
+        self.0.max_mqueue_len()
+    }
+    fn mqueue_rate_limit(&self) -> (NonZeroU32, Duration) {
+        self.0.mqueue_rate_limit()
+    }
+    fn max_inflight(&self) -> NonZeroU16 {
+        self.0.max_inflight()
+    }
+    fn session_expiry_interval(&self, d: Option<&rmqtt::types::Disconnect>) -> Duration {
+        self.0.session_expiry_interval(d)
+    }
+    fn message_expiry_interval(&self, publish: &rmqtt::codec::types::Publish) -> Duration {
+        self.0.message_expiry_interval(publish)
+    }
+    fn max_client_topic_aliases(&self) -> u16 {
+        self.0.max_client_topic_aliases()
+    }
+    fn max_server_topic_aliases(&self) -> u16 {
+        self.0.max_server_topic_aliases()
     }
 }
 
@@ -82,6 +160,7 @@ impl Broker {
             .spawn(async move {
                 // The default refuses CONNECTs while the CPU is busy: flaky on small machines.
                 let scx = ServerContext::new().busy_check_enable(false).build().await;
+                *scx.extends.fitter_mgr.write().await = Box::new(KeepaliveFitters);
                 let register = scx.extends.hook_mgr().register();
                 for typ in [
                     Type::ClientAuthenticate,
@@ -103,6 +182,8 @@ impl Broker {
                     .send_timeout(Duration::ZERO)
                     // AWS IoT's limit per connection; the next one gets SUBACK 0x80.
                     .max_subscriptions(MAX_SUBSCRIPTIONS)
+                    .min_keepalive(*KEEPALIVE_SECS.start())
+                    .max_keepalive(*KEEPALIVE_SECS.end())
                     .allow_anonymous(false)
                     .bind()?;
                 let addr = listener.local_addr()?;

@@ -69,6 +69,7 @@ impl Handler for Hooks {
                     let result = PublishAclResult::rejected(true, None);
                     return (false, Some(HookResult::PublishAclResult(result)));
                 }
+                self.connections.publish_budget(session.id.remote_addr).await;
                 let result = match self.store_history(&topic, &publish.payload).await {
                     Ok(()) => PublishAclResult::allow(),
                     Err(error) => {
