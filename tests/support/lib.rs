@@ -68,6 +68,22 @@ pub fn server_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The `iotchat` CLI executable: `IOTCHAT_CLI_BIN`, or the debug build in the target dir.
+pub fn cli_binary() -> Result<PathBuf> {
+    let path = match std::env::var_os("IOTCHAT_CLI_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => target_dir()?.join("debug").join("iotchat"),
+    };
+    if !path.is_file() {
+        bail!(
+            "iotchat is not built at {}: run `cargo xtask test` (or `cargo build -p \
+             iotchat-client`) first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// The real app window, driven through WebDriver.
 #[derive(Debug)]
 pub struct DesktopApp {

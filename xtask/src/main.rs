@@ -213,10 +213,15 @@ fn test() -> Result<()> {
 
     let app = build_app()?;
 
-    step("Building iotchat-server (the durability tests run and kill it as a process)");
-    Cmd::new("cargo").args(["build", "--package", "iotchat-server"]).dir(&root).run()?;
-    let server =
-        target_dir()?.join("debug").join(format!("iotchat-server{}", std::env::consts::EXE_SUFFIX));
+    step("Building iotchat-server and the iotchat CLI (tests run them as processes)");
+    Cmd::new("cargo")
+        .args(["build", "--package", "iotchat-server", "--package", "iotchat-client", "--bins"])
+        .dir(&root)
+        .run()?;
+    let exe = |name: &str| -> Result<PathBuf> {
+        Ok(target_dir()?.join("debug").join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
+    };
+    let server = exe("iotchat-server")?;
 
     step("Running every test (unit, integration, desktop end to end)");
     Cmd::new("cargo")
@@ -225,6 +230,7 @@ fn test() -> Result<()> {
         .path_prepend(&tools.cargo_bin)
         .env("IOTCHAT_APP_BIN", &app)
         .env("IOTCHAT_SERVER_BIN", &server)
+        .env("IOTCHAT_CLI_BIN", exe("iotchat")?)
         .env("IOTCHAT_PEERS_PYTHON", tools.peers_python.as_deref().unwrap_or(Path::new("python3")))
         .env("IOTCHAT_SCREENSHOT_DIR", target_dir()?.join("screenshots"))
         .run()?;

@@ -74,11 +74,16 @@ impl Api {
         })?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| {
-            ClientError::unavailable(format!("The server's answer was cut off: {}", error_chain(&e)))
+            ClientError::unavailable(format!(
+                "The server's answer was cut off: {}",
+                error_chain(&e)
+            ))
         })?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| {
-                ClientError::internal(format!("The server's answer to {path_and_query} is not understood: {e}"))
+                ClientError::internal(format!(
+                    "The server's answer to {path_and_query} is not understood: {e}"
+                ))
             });
         }
         Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
@@ -117,7 +122,8 @@ impl Api {
             CreateRoomRequest { room_name: display_name.to_owned(), room_type: RoomType::Public };
         // Checked here too, so a bad name never costs a round trip.
         request.validate().map_err(|e| ClientError::invalid(e.to_string()))?;
-        let body = serde_json::to_vec(&request).map_err(|e| ClientError::internal(e.to_string()))?;
+        let body =
+            serde_json::to_vec(&request).map_err(|e| ClientError::internal(e.to_string()))?;
         self.call(c, reqwest::Method::POST, routes::CHATS, Some(body)).await
     }
 
@@ -132,7 +138,8 @@ impl Api {
         before: Option<&str>,
         limit: u32,
     ) -> Result<MessagePage> {
-        let mut path = format!("{}?room={}&limit={limit}", routes::CHAT_MESSAGES, encode(&room.to_string()));
+        let mut path =
+            format!("{}?room={}&limit={limit}", routes::CHAT_MESSAGES, encode(&room.to_string()));
         if let Some(before) = before {
             path.push_str(&format!("&before={}", encode(before)));
         }
@@ -142,10 +149,7 @@ impl Api {
 
 /// Percent-encodes a query value the way SigV4 canonicalizes it (RFC 3986 unreserved kept).
 fn encode(value: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     percent_encoding::utf8_percent_encode(value, SET).to_string()
 }

@@ -177,7 +177,9 @@ impl Cognito {
             let challenge = out.challenge_name().map(|c| c.as_str().to_owned()).unwrap_or_default();
             ClientError::new(
                 Code::Unauthenticated,
-                format!("The server asks for a sign-in step this app does not support ({challenge})."),
+                format!(
+                    "The server asks for a sign-in step this app does not support ({challenge})."
+                ),
             )
         })?;
         match (result.id_token(), result.access_token(), result.refresh_token()) {
@@ -252,7 +254,8 @@ impl Cognito {
             .send()
             .await
             .map_err(|e| sdk_error(Doing::Identity, e))?;
-        let c = out.credentials().ok_or_else(|| ClientError::internal("No credentials returned"))?;
+        let c =
+            out.credentials().ok_or_else(|| ClientError::internal("No credentials returned"))?;
         let expires_at_ms = c
             .expiration()
             .and_then(|t| u64::try_from(t.to_millis().ok()?).ok())
@@ -271,17 +274,19 @@ impl Cognito {
 }
 
 /// Maps an SDK error to what it means for the user, keeping Cognito's own words.
-fn sdk_error<E, R>(doing: Doing, error: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> ClientError
+fn sdk_error<E, R>(
+    doing: Doing,
+    error: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> ClientError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     use aws_smithy_runtime_api::client::result::SdkError;
     match &error {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => ClientError::unavailable(format!(
-            "Cannot reach the sign-in service: {}",
-            error_chain(&error)
-        )),
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => ClientError::unavailable(
+            format!("Cannot reach the sign-in service: {}", error_chain(&error)),
+        ),
         SdkError::ServiceError(service) => {
             let err = service.err();
             let message = err.message().unwrap_or("The sign-in service refused the request.");
@@ -333,10 +338,13 @@ mod tests {
     #[test]
     fn the_expiry_of_a_token_is_read_from_its_claims() {
         use base64::Engine as _;
-        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1700000000}"#);
-        let tokens = Tokens { id: format!("h.{claims}.s"), access: String::new(), refresh: String::new() };
+        let claims =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1700000000}"#);
+        let tokens =
+            Tokens { id: format!("h.{claims}.s"), access: String::new(), refresh: String::new() };
         assert_eq!(tokens.id_expires_at_ms(), 1_700_000_000_000);
-        let garbage = Tokens { id: "nonsense".into(), access: String::new(), refresh: String::new() };
+        let garbage =
+            Tokens { id: "nonsense".into(), access: String::new(), refresh: String::new() };
         assert_eq!(garbage.id_expires_at_ms(), 0, "unreadable means refresh now");
     }
 }

@@ -57,7 +57,10 @@ impl Backend {
         let http = http_client(&rustls_config(ca_pem)?)?;
         let url = format!("{base}/profile.json");
         let response = http.get(&url).send().await.map_err(|e| {
-            ClientError::unavailable(format!("Cannot reach the server at {base}: {}", error_chain(&e)))
+            ClientError::unavailable(format!(
+                "Cannot reach the server at {base}: {}",
+                error_chain(&e)
+            ))
         })?;
         if !response.status().is_success() {
             return Err(ClientError::unavailable(format!(
@@ -91,7 +94,9 @@ impl Backend {
     }
 
     /// The HTTP client of the AWS SDK clients, with this backend's trust.
-    pub(crate) fn sdk_http_client(&self) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient> {
+    pub(crate) fn sdk_http_client(
+        &self,
+    ) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient> {
         let trust = match &self.profile.ca_certificate {
             Some(pem) => tls::TrustStore::empty().with_pem_certificate(pem.as_bytes()),
             None => tls::TrustStore::default(),

@@ -269,7 +269,8 @@ impl Client {
 
     fn save_account(&self, account: &Account) -> Result<()> {
         let path = self.inner.dir.join(ACCOUNT_FILE);
-        let json = serde_json::to_vec_pretty(account).map_err(|e| ClientError::internal(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(account).map_err(|e| ClientError::internal(e.to_string()))?;
         std::fs::write(&path, json).map_err(|e| io_error("write", &path, e))
     }
 
@@ -412,7 +413,9 @@ impl Client {
         // What is already there is history, not unread.
         let api = &self.inner.api;
         match self
-            .with_credentials(active, |c| async move { api.messages(&c, room, None, MAX_PAGE_SIZE).await })
+            .with_credentials(active, |c| async move {
+                api.messages(&c, room, None, MAX_PAGE_SIZE).await
+            })
             .await
         {
             Ok(page) => {
@@ -435,7 +438,11 @@ impl Client {
         }
         active.send_link(LinkCommand::Unsubscribe(room.clone()));
         self.emit(Event::Followed);
-        self.emit(Event::Unread { room: room.clone(), count: 0, total: total_unread(&active.state) });
+        self.emit(Event::Unread {
+            room: room.clone(),
+            count: 0,
+            total: total_unread(&active.state),
+        });
         Ok(())
     }
 
@@ -477,22 +484,16 @@ impl Client {
             .map_err(|e| ClientError::internal(e.to_string()))?;
         let sent_at_ms = now_ms();
         let text = text.trim_end().to_owned();
-        OutgoingPayload { message: &text, id: &id, sent_at: sent_at_ms }
-            .encode()
-            .map_err(|e| match e {
+        OutgoingPayload { message: &text, id: &id, sent_at: sent_at_ms }.encode().map_err(|e| {
+            match e {
                 iotchat_protocol::PayloadError::TooLarge { .. } => {
                     ClientError::new(Code::PayloadTooLarge, e.to_string())
                 }
                 _ => ClientError::invalid(e.to_string()),
-            })?;
-        let entry = OutboxEntry {
-            id,
-            room: room.clone(),
-            text,
-            sent_at_ms,
-            attempts: 0,
-            failed: None,
-        };
+            }
+        })?;
+        let entry =
+            OutboxEntry { id, room: room.clone(), text, sent_at_ms, attempts: 0, failed: None };
         active.state.outbox_push(&entry)?;
         let message = self.outbox_message(&active, entry);
         self.emit(Event::Message { message: message.clone(), missed: false });
@@ -504,10 +505,17 @@ impl Client {
     pub async fn message_retry(&self, id: &MessageId) -> Result<()> {
         let active = self.active().await?;
         if !active.state.outbox_retry(id)? {
-            return Err(ClientError::new(Code::NotFound, "That message is not waiting for a retry."));
+            return Err(ClientError::new(
+                Code::NotFound,
+                "That message is not waiting for a retry.",
+            ));
         }
         if let Some(entry) = active.state.outbox(false)?.into_iter().find(|e| &e.id == id) {
-            self.emit(Event::Delivery { room: entry.room, id: id.clone(), delivery: Delivery::Pending });
+            self.emit(Event::Delivery {
+                room: entry.room,
+                id: id.clone(),
+                delivery: Delivery::Pending,
+            });
         }
         active.send_link(LinkCommand::Flush);
         Ok(())
@@ -559,8 +567,10 @@ impl Client {
     ) -> Result<HistoryPage> {
         let active = self.active().await?;
         let api = &self.inner.api;
-        let page = self
-            .with_credentials(&active, |c| async move { api.messages(&c, room, before, limit).await })
+        let page =
+            self.with_credentials(&active, |c| async move {
+                api.messages(&c, room, before, limit).await
+            })
             .await?;
         let mut messages = Vec::with_capacity(page.messages.len());
         for stored in page.messages {

@@ -13,7 +13,10 @@ pub enum ConnectionState {
     Online,
     /// The connection dropped; the next attempt is in `in_secs` seconds.
     #[serde(rename_all = "camelCase")]
-    Reconnecting { in_secs: u64, attempt: u32 },
+    Reconnecting {
+        in_secs: u64,
+        attempt: u32,
+    },
 }
 
 /// Where a message stands, from its sender's side.

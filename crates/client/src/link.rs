@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use iotchat_protocol::{MAX_PAYLOAD_BYTES, MessageId, OutgoingPayload, RoomName};
-use rumqttc::{AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Outgoing, Packet, QoS, Transport};
+use rumqttc::{
+    AsyncClient, Event as MqttEvent, EventLoop, MqttOptions, Outgoing, Packet, QoS, Transport,
+};
 use tokio::sync::mpsc;
 
 use crate::auth::AwsCredentials;
@@ -48,7 +50,11 @@ pub(crate) enum LinkEvent {
     State(ConnectionState),
     /// Connected and resubscribed: time to fetch what was missed.
     Connected,
-    Incoming { topic: String, payload: bytes::Bytes, received_at_ms: u64 },
+    Incoming {
+        topic: String,
+        payload: bytes::Bytes,
+        received_at_ms: u64,
+    },
     /// The broker acknowledged (and so stored) one of our messages.
     Delivered(MessageId),
     /// A connection ended while this message was unacknowledged.
@@ -68,7 +74,11 @@ pub(crate) struct LinkSettings {
 
 /// The URL to connect to, presigned as AWS IoT wants: SigV4 in the query, the session token
 /// appended after signing.
-pub(crate) fn presign(endpoint: &str, region: &str, credentials: &AwsCredentials) -> Result<String> {
+pub(crate) fn presign(
+    endpoint: &str,
+    region: &str,
+    credentials: &AwsCredentials,
+) -> Result<String> {
     use aws_sigv4::http_request::{
         SessionTokenMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
     };
@@ -86,8 +96,9 @@ pub(crate) fn presign(endpoint: &str, region: &str, credentials: &AwsCredentials
         .build()
         .map_err(|e| ClientError::internal(format!("presigning: {e}")))?
         .into();
-    let signable = SignableRequest::new("GET", endpoint, std::iter::empty(), SignableBody::Bytes(&[]))
-        .map_err(|e| ClientError::internal(format!("presigning {endpoint}: {e}")))?;
+    let signable =
+        SignableRequest::new("GET", endpoint, std::iter::empty(), SignableBody::Bytes(&[]))
+            .map_err(|e| ClientError::internal(format!("presigning {endpoint}: {e}")))?;
     let (instructions, _) = sign(signable, &params)
         .map_err(|e| ClientError::internal(format!("presigning {endpoint}: {e}")))?
         .into_parts();
@@ -338,7 +349,8 @@ impl Link {
         match self.state.followed() {
             Ok(rooms) => {
                 for room in rooms {
-                    let _ = self.client.try_subscribe(room.name.filter().to_string(), QoS::AtLeastOnce);
+                    let _ =
+                        self.client.try_subscribe(room.name.filter().to_string(), QoS::AtLeastOnce);
                 }
             }
             Err(error) => tracing::error!(%error, "cannot read the followed rooms"),
@@ -364,8 +376,9 @@ impl Link {
             if self.in_flight.contains(&entry.id) {
                 continue;
             }
-            let payload = OutgoingPayload { message: &entry.text, id: &entry.id, sent_at: entry.sent_at_ms }
-                .encode();
+            let payload =
+                OutgoingPayload { message: &entry.text, id: &entry.id, sent_at: entry.sent_at_ms }
+                    .encode();
             let payload = match payload {
                 Ok(payload) => payload,
                 Err(error) => {

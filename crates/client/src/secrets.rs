@@ -47,8 +47,12 @@ impl StoreKind {
     pub fn describe(self) -> &'static str {
         match self {
             Self::MacosKeychain => "Your session is kept in the macOS Keychain.",
-            Self::WindowsCredentialManager => "Your session is kept in the Windows Credential Manager.",
-            Self::SecretService => "Your session is kept in your desktop's keyring (Secret Service).",
+            Self::WindowsCredentialManager => {
+                "Your session is kept in the Windows Credential Manager."
+            }
+            Self::SecretService => {
+                "Your session is kept in your desktop's keyring (Secret Service)."
+            }
             Self::KernelKeyring => {
                 "No desktop keyring is running, so your session is kept in the kernel keyring: \
                  you will need to log in again after a reboot."
@@ -243,22 +247,24 @@ type StoreAttempt = (StoreKind, keyring_core::Result<Arc<CredentialStore>>);
 
 #[cfg(target_os = "linux")]
 fn platform_stores() -> Vec<StoreAttempt> {
-    let secret_service = zbus_secret_service_keyring_store::Store::new()
-        .map(|store| store as Arc<CredentialStore>);
-    let kernel = linux_keyutils_keyring_store::Store::new().map(|store| store as Arc<CredentialStore>);
+    let secret_service =
+        zbus_secret_service_keyring_store::Store::new().map(|store| store as Arc<CredentialStore>);
+    let kernel =
+        linux_keyutils_keyring_store::Store::new().map(|store| store as Arc<CredentialStore>);
     vec![(StoreKind::SecretService, secret_service), (StoreKind::KernelKeyring, kernel)]
 }
 
 #[cfg(target_os = "macos")]
 fn platform_stores() -> Vec<StoreAttempt> {
-    let store =
-        apple_native_keyring_store::keychain::Store::new().map(|store| store as Arc<CredentialStore>);
+    let store = apple_native_keyring_store::keychain::Store::new()
+        .map(|store| store as Arc<CredentialStore>);
     vec![(StoreKind::MacosKeychain, store)]
 }
 
 #[cfg(target_os = "windows")]
 fn platform_stores() -> Vec<StoreAttempt> {
-    let store = windows_native_keyring_store::Store::new().map(|store| store as Arc<CredentialStore>);
+    let store =
+        windows_native_keyring_store::Store::new().map(|store| store as Arc<CredentialStore>);
     vec![(StoreKind::WindowsCredentialManager, store)]
 }
 
@@ -297,7 +303,8 @@ mod tests {
         store.set("alice/refresh", &long).unwrap();
         store.delete("alice/refresh").unwrap();
         store.delete("alice/id").unwrap();
-        for name in ["alice/refresh", "alice/refresh#0", "alice/refresh#1", "alice/refresh#2", "alice/id"]
+        for name in
+            ["alice/refresh", "alice/refresh#0", "alice/refresh#1", "alice/refresh#2", "alice/id"]
         {
             assert_eq!(store.read(name).unwrap(), None, "{name} is gone");
         }

@@ -88,7 +88,10 @@ impl LocalState {
         db.pragma_update(None, "synchronous", "FULL")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations().to_latest(&mut db).map_err(|e| {
-            ClientError::internal(format!("Cannot prepare the local database {}: {e}", path.display()))
+            ClientError::internal(format!(
+                "Cannot prepare the local database {}: {e}",
+                path.display()
+            ))
         })?;
         Ok(Self { db: Mutex::new(db) })
     }
@@ -170,9 +173,10 @@ impl LocalState {
     }
 
     pub(crate) fn set_muted(&self, room: &RoomName, muted: bool) -> Result<bool> {
-        let changed = self
-            .db()?
-            .execute("UPDATE followed SET muted = ?2 WHERE room = ?1", params![room.to_string(), muted])?;
+        let changed = self.db()?.execute(
+            "UPDATE followed SET muted = ?2 WHERE room = ?1",
+            params![room.to_string(), muted],
+        )?;
         Ok(changed > 0)
     }
 
@@ -256,7 +260,12 @@ impl LocalState {
 
     /// Counts a delivery attempt that ended without an acknowledgement; after `max` the entry
     /// is marked failed with `reason`. Returns true when it just failed.
-    pub(crate) fn outbox_attempt_failed(&self, id: &MessageId, max: u32, reason: &str) -> Result<bool> {
+    pub(crate) fn outbox_attempt_failed(
+        &self,
+        id: &MessageId,
+        max: u32,
+        reason: &str,
+    ) -> Result<bool> {
         let db = self.db()?;
         let attempts: Option<i64> = db
             .query_row(
@@ -266,7 +275,10 @@ impl LocalState {
             )
             .optional()?;
         if attempts.is_some_and(|a| a as u32 >= max) {
-            db.execute("UPDATE outbox SET failed = ?2 WHERE id = ?1", params![id.as_str(), reason])?;
+            db.execute(
+                "UPDATE outbox SET failed = ?2 WHERE id = ?1",
+                params![id.as_str(), reason],
+            )?;
             return Ok(true);
         }
         Ok(false)
@@ -291,9 +303,11 @@ impl LocalState {
     pub(crate) fn author(&self, identity: &IdentityId) -> Result<Option<String>> {
         Ok(self
             .db()?
-            .query_row("SELECT username FROM authors WHERE identity = ?1", [identity.as_str()], |row| {
-                row.get(0)
-            })
+            .query_row(
+                "SELECT username FROM authors WHERE identity = ?1",
+                [identity.as_str()],
+                |row| row.get(0),
+            )
             .optional()?)
     }
 

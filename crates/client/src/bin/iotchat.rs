@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use iotchat_client::protocol::{Code, RoomName};
 use iotchat_client::{
-    Backend, Client, ClientConfig, ClientError, Delivery, Event, LOCAL_SERVER, MemoryStore,
-    SecretStore, TimelineMessage, open_keychain,
+    Backend, Client, ClientConfig, ClientError, ConnectionState, Delivery, Event, LOCAL_SERVER,
+    MemoryStore, SecretStore, TimelineMessage, open_keychain,
 };
 
 /// Service name of the keychain entries (shared with the desktop app).
@@ -149,6 +149,15 @@ impl Output {
     }
 }
 
+fn describe(connection: ConnectionState) -> String {
+    match connection {
+        ConnectionState::Offline => "offline".to_owned(),
+        ConnectionState::Connecting => "connecting…".to_owned(),
+        ConnectionState::Online => "online".to_owned(),
+        ConnectionState::Reconnecting { in_secs, .. } => format!("reconnecting in {in_secs} s"),
+    }
+}
+
 /// `HH:MM:SS` (UTC) of a time in ms since 1970.
 fn clock(ms: u64) -> String {
     let secs = ms / 1000;
@@ -197,7 +206,8 @@ async fn backend(cli: &Cli) -> Result<Backend, ClientError> {
 async fn run(cli: Cli) -> Result<i32, ClientError> {
     let out = Output { json: cli.json };
     let backend = backend(&cli).await?;
-    let service = std::env::var("IOTCHAT_KEYCHAIN_SERVICE").unwrap_or_else(|_| KEYCHAIN_SERVICE.into());
+    let service =
+        std::env::var("IOTCHAT_KEYCHAIN_SERVICE").unwrap_or_else(|_| KEYCHAIN_SERVICE.into());
     let secrets: Arc<dyn SecretStore> = match open_keychain(&service) {
         Ok(keychain) => Arc::new(keychain),
         Err(error) => {
@@ -259,7 +269,12 @@ async fn command(client: &Client, command: Command, out: &Output) -> Result<i32,
             signed_in(client).await?;
             let account = client.account().await.ok_or_else(ClientError::not_signed_in)?;
             out.line(
-                format!("{} ({}) on {}", account.username, account.identity_id, client.backend().label()),
+                format!(
+                    "{} ({}) on {}",
+                    account.username,
+                    account.identity_id,
+                    client.backend().label()
+                ),
                 serde_json::to_value(&account).unwrap_or_default(),
             );
         }
@@ -267,9 +282,16 @@ async fn command(client: &Client, command: Command, out: &Output) -> Result<i32,
             signed_in(client).await?;
             for summary in client.rooms().await? {
                 let marker = if summary.followed { "*" } else { " " };
-                let unread = if summary.unread > 0 { format!("  ({} unread)", summary.unread) } else { String::new() };
+                let unread = if summary.unread > 0 {
+                    format!("  ({} unread)", summary.unread)
+                } else {
+                    String::new()
+                };
                 out.line(
-                    format!("{marker} {}  {}{unread}", summary.room.name, summary.room.display_name),
+                    format!(
+                        "{marker} {}  {}{unread}",
+                        summary.room.name, summary.room.display_name
+                    ),
                     serde_json::to_value(&summary).unwrap_or_default(),
                 );
             }
@@ -299,10 +321,14 @@ async fn command(client: &Client, command: Command, out: &Output) -> Result<i32,
             let delivered = tokio::time::timeout(Duration::from_secs(wait), async {
                 loop {
                     match events.recv().await {
-                        Ok(Event::Delivery { id, delivery: Delivery::Delivered, .. }) if id == sent.id => {
+                        Ok(Event::Delivery { id, delivery: Delivery::Delivered, .. })
+                            if id == sent.id =>
+                        {
                             return true;
                         }
-                        Ok(Event::Delivery { id, delivery: Delivery::Failed { .. }, .. }) if id == sent.id => {
+                        Ok(Event::Delivery { id, delivery: Delivery::Failed { .. }, .. })
+                            if id == sent.id =>
+                        {
                             return false;
                         }
                         Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -362,14 +388,14 @@ async fn command(client: &Client, command: Command, out: &Output) -> Result<i32,
                         }
                     }
                     Some(Ok(Event::Connection { connection })) => {
-                        if !out.json {
-                            eprintln!("iotchat: {connection:?}");
-                        }
+                        // On stderr in every mode: for people, and for scripts to wait on.
+                        eprintln!("iotchat: {}", describe(connection));
                     }
                     Some(Ok(Event::SessionEnded { reason })) => {
                         return Err(ClientError::new(Code::SessionExpired, reason));
                     }
-                    Some(Ok(_)) | Some(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                    Some(Ok(_))
+                    | Some(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
                     Some(Err(tokio::sync::broadcast::error::RecvError::Closed)) => break,
                 }
             }

@@ -1,0 +1,96 @@
+//! Two people chat; unread counts follow DESIGN.md's rule.
+
+use std::time::Duration;
+
+use iotchat_client::{Delivery, Event};
+
+use crate::support::{Device, TestServer, room};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_users_create_join_and_chat_both_ways_with_names() {
+    let server = TestServer::start().await;
+    let mut alice = Device::signed_up(&server, "alice").await;
+    let mut bob = Device::signed_up(&server, "bob").await;
+
+    let created = alice.client.room_create("Über Café 2020").await.expect("create");
+    let cafe = room("uber-cafe-2020");
+    assert_eq!(created.name, cafe);
+    let rooms = bob.client.rooms().await.expect("rooms");
+    let listed = rooms.iter().find(|r| r.room.name == cafe).expect("bob sees the room");
+    assert!(!listed.followed, "bob does not follow it yet");
+    bob.client.room_join(&cafe).await.expect("join");
+    assert!(bob.client.rooms().await.unwrap().iter().any(|r| r.room.name == cafe && r.followed));
+
+    let sent = alice.client.message_send(&cafe, "Grüß dich, <b>Bob</b>!").await.expect("send");
+    assert_eq!(sent.delivery, Delivery::Pending, "shown at once, as pending");
+    alice
+        .expect(|e| match e {
+            Event::Delivery { id, delivery: Delivery::Delivered, .. } if *id == sent.id => Some(()),
+            _ => None,
+        })
+        .await;
+    let got = bob.messages(&cafe, 1).await;
+    assert_eq!((got[0].author.as_str(), got[0].text.as_str()), ("alice", "Grüß dich, <b>Bob</b>!"));
+    assert_eq!(got[0].id, sent.id, "the sender's id travels with the message");
+
+    bob.client.message_send(&cafe, "Hallo Alice").await.expect("reply");
+    let got = alice.messages(&cafe, 1).await;
+    assert_eq!((got[0].author.as_str(), got[0].text.as_str()), ("bob", "Hallo Alice"));
+
+    let history = bob.client.history(&cafe, None, 10).await.expect("history");
+    let texts: Vec<&str> = history.messages.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["Hallo Alice", "Grüß dich, <b>Bob</b>!"], "newest first");
+    assert_eq!(history.messages[0].author, "bob");
+    assert!(history.messages[0].own, "bob's own message is marked as his");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unread_counts_up_away_from_the_room_resets_on_open_and_survives_a_restart() {
+    let server = TestServer::start().await;
+    let mut alice = Device::signed_up(&server, "alice").await;
+    let bob = Device::signed_up(&server, "bob").await;
+    let (general, random) = (room("general"), room("random"));
+    for name in ["General", "Random"] {
+        alice.client.room_create(name).await.expect("create");
+    }
+    for r in [&general, &random] {
+        bob.client.room_join(r).await.expect("join");
+    }
+    alice.client.room_open(Some(general.clone())).await.expect("open general");
+
+    for text in ["one", "two"] {
+        bob.client.message_send(&random, text).await.expect("send");
+    }
+    bob.client.message_send(&general, "on screen").await.expect("send");
+    alice.messages(&random, 2).await;
+    let unread = alice
+        .expect(|e| match e {
+            Event::Unread { room, count: 2, total } if *room == random => Some(*total),
+            _ => None,
+        })
+        .await;
+    assert_eq!(unread, 2, "the total is the sum over followed rooms");
+    alice.messages(&general, 1).await;
+    let followed = alice.client.followed().await.unwrap();
+    let count = |r| followed.iter().find(|f| &f.name == r).map(|f| f.unread);
+    assert_eq!((count(&general), count(&random)), (Some(0), Some(2)), "the open room stays read");
+
+    // Own messages never count.
+    alice.client.message_send(&random, "mine").await.expect("send");
+    alice
+        .expect_none(Duration::from_millis(500), |e| matches!(e, Event::Unread { count: 3, .. }))
+        .await;
+
+    alice.restart().await;
+    alice.client.restore().await.expect("restore").expect("still signed in");
+    let followed = alice.client.followed().await.unwrap();
+    assert_eq!(
+        followed.iter().find(|f| f.name == random).map(|f| f.unread),
+        Some(2),
+        "counts survive a restart"
+    );
+    alice.client.room_open(Some(random.clone())).await.unwrap();
+    let followed = alice.client.followed().await.unwrap();
+    assert!(followed.iter().all(|f| f.unread == 0), "opening the room reads it");
+    drop(bob);
+}
