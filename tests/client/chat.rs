@@ -94,3 +94,37 @@ async fn unread_counts_up_away_from_the_room_resets_on_open_and_survives_a_resta
     assert!(followed.iter().all(|f| f.unread == 0), "opening the room reads it");
     drop(bob);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_server_over_tls_is_reached_through_its_profile_alone() {
+    let server = TestServer::start_tls().await;
+    let profile = server.profile();
+    assert!(profile.iot_endpoint.starts_with("wss://"), "{}", profile.iot_endpoint);
+    let port = url_port(&profile.api_url);
+    // A client that knows only the address and the CA the operator handed out.
+    let ca = profile.ca_certificate.clone().expect("a self-signed server's profile has its CA");
+    let fetched = iotchat_client::Backend::fetch(&format!("https://127.0.0.1:{port}"), Some(&ca))
+        .await
+        .expect("the profile is fetched over HTTPS");
+    assert_eq!(fetched.profile, profile);
+    let untrusting =
+        iotchat_client::Backend::fetch(&format!("https://127.0.0.1:{port}"), None).await;
+    let error = untrusting.expect_err("an unknown CA is not trusted");
+    assert_eq!(error.code, iotchat_client::protocol::Code::Unavailable, "{error:?}");
+
+    let alice = Device::signed_up(&server, "alice").await;
+    let mut bob = Device::signed_up(&server, "bob").await;
+    let general = room("general");
+    alice.client.room_create("General").await.expect("create over HTTPS");
+    bob.client.room_join(&general).await.expect("join");
+    alice.client.message_send(&general, "over wss").await.expect("send");
+    assert_eq!(bob.messages(&general, 1).await[0].text, "over wss");
+    let users = bob.client.users().await.expect("users");
+    assert!(users.iter().any(|u| u.username == "alice"), "{users:?}");
+    assert_eq!(bob.client.me().await.expect("me").username, "bob");
+}
+
+fn url_port(url: &str) -> u16 {
+    let authority = url.split("://").nth(1).and_then(|rest| rest.split('/').next()).unwrap_or("");
+    authority.rsplit(':').next().and_then(|p| p.parse().ok()).expect("a port")
+}

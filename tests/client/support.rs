@@ -18,33 +18,47 @@ pub(crate) struct TestServer {
     dir: tempfile::TempDir,
     port: u16,
     credentials_ttl_secs: Option<u64>,
+    tls: bool,
     running: Option<RunningServer>,
     profile: iotchat_server::profile::Profile,
 }
 
 impl TestServer {
     pub(crate) async fn start() -> Self {
-        Self::start_with_ttl(None).await
+        Self::start_with(None, false).await
     }
 
     /// A server whose identity credentials last `ttl` seconds.
     pub(crate) async fn start_with_ttl(credentials_ttl_secs: Option<u64>) -> Self {
+        Self::start_with(credentials_ttl_secs, false).await
+    }
+
+    /// A server speaking TLS with a self-signed certificate, as a team server does.
+    pub(crate) async fn start_tls() -> Self {
+        Self::start_with(None, true).await
+    }
+
+    async fn start_with(credentials_ttl_secs: Option<u64>, tls: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let port = listener.local_addr().expect("address").port();
-        let running = Self::serve(dir.path(), credentials_ttl_secs, listener).await;
+        let running = Self::serve(dir.path(), credentials_ttl_secs, tls, listener).await;
         let profile = running.profile().clone();
-        Self { dir, port, credentials_ttl_secs, running: Some(running), profile }
+        Self { dir, port, credentials_ttl_secs, tls, running: Some(running), profile }
     }
 
     async fn serve(
         dir: &std::path::Path,
         ttl: Option<u64>,
+        tls: bool,
         listener: tokio::net::TcpListener,
     ) -> RunningServer {
         let mut config = Config::for_data_dir(dir).expect("config");
         if let Some(ttl) = ttl {
             config.credentials_ttl_secs = ttl;
+        }
+        if tls {
+            config.tls = iotchat_server::config::Tls::SelfSigned;
         }
         iotchat_server::start(&config, listener).await.expect("server starts")
     }
@@ -77,7 +91,8 @@ impl TestServer {
                 Err(error) => panic!("cannot bind port {} again: {error}", self.port),
             }
         };
-        let running = Self::serve(self.dir.path(), self.credentials_ttl_secs, listener).await;
+        let running =
+            Self::serve(self.dir.path(), self.credentials_ttl_secs, self.tls, listener).await;
         assert_eq!(running.profile(), &self.profile, "a restart keeps the profile");
         self.running = Some(running);
     }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use iotchat_protocol::api::{
     CreateRoomRequest, CreateUserRequest, MessagePage, PolicyAttachResponse, Room, RoomList,
-    RoomType, User, routes,
+    RoomType, User, UserList, routes,
 };
 use iotchat_protocol::{Code, ErrorBody, IdentityId, RoomName};
 use serde::de::DeserializeOwned;
@@ -110,6 +110,15 @@ impl Api {
 
     pub(crate) async fn user_get(&self, c: &AwsCredentials, id: &IdentityId) -> Result<User> {
         self.call(c, reqwest::Method::GET, &routes::user(id), None).await
+    }
+
+    pub(crate) async fn user_me(&self, c: &AwsCredentials) -> Result<User> {
+        self.call(c, reqwest::Method::GET, routes::USERS_ME, None).await
+    }
+
+    pub(crate) async fn users(&self, c: &AwsCredentials) -> Result<Vec<User>> {
+        let list: UserList = self.call(c, reqwest::Method::GET, routes::USERS, None).await?;
+        Ok(list.users)
     }
 
     pub(crate) async fn rooms(&self, c: &AwsCredentials) -> Result<Vec<Room>> {

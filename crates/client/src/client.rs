@@ -29,6 +29,8 @@ use crate::state::{FollowedRoom, LocalState, OutboxEntry};
 pub const MAX_FOLLOWED_ROOMS: usize = 50;
 /// Delivery attempts before a message is marked failed.
 const MAX_ATTEMPTS: u32 = 5;
+/// How far the server's clock may be behind ours when catch-up decides what predates a join.
+const JOIN_CLOCK_MARGIN_MS: u64 = 10 * 60 * 1000;
 /// Pages fetched per room when catching up after a reconnect.
 const MAX_CATCH_UP_PAGES: usize = 20;
 
@@ -205,6 +207,7 @@ impl Client {
     /// Resumes the session kept from an earlier run. `Ok(None)`: nobody is signed in here.
     /// Offline, the session resumes anyway and the link keeps trying.
     pub async fn restore(&self) -> Result<Option<Account>> {
+        self.stop_active().await;
         let path = self.inner.dir.join(ACCOUNT_FILE);
         let account: Account = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice(&bytes) {
@@ -346,6 +349,26 @@ impl Client {
             }
             other => other,
         }
+    }
+
+    // ---- people ----
+
+    /// Everyone who has signed in to this backend (and so recorded a username).
+    pub async fn users(&self) -> Result<Vec<iotchat_protocol::api::User>> {
+        let active = self.active().await?;
+        let api = &self.inner.api;
+        let users = self.with_credentials(&active, |c| async move { api.users(&c).await }).await?;
+        for user in &users {
+            active.state.author_set(&user.identity_id, &user.username)?;
+        }
+        Ok(users)
+    }
+
+    /// The signed-in user as the server records them.
+    pub async fn me(&self) -> Result<iotchat_protocol::api::User> {
+        let active = self.active().await?;
+        let api = &self.inner.api;
+        self.with_credentials(&active, |c| async move { api.user_me(&c).await }).await
     }
 
     // ---- rooms ----
@@ -878,8 +901,11 @@ impl CatchUp {
                 })
                 .await?;
             let mut unseen_in_page = false;
+            // Clocks differ between client and server; what was there at joining is marked
+            // seen anyway, so a generous margin costs nothing.
+            let joined = room.joined_at_ms.saturating_sub(JOIN_CLOCK_MARGIN_MS);
             for message in page.messages {
-                if message.received_at < room.joined_at_ms {
+                if message.received_at < joined {
                     return Ok(oldest_first(missed));
                 }
                 if self.active.state.is_seen(&room.name, &message.id)? {

@@ -93,6 +93,9 @@ impl LocalState {
                 path.display()
             ))
         })?;
+        // Dedupe needs recent ids only; keep a month.
+        let month_ago = crate::auth::now_ms().saturating_sub(30 * 24 * 3600 * 1000);
+        db.execute("DELETE FROM seen WHERE at < ?1", [month_ago as i64])?;
         Ok(Self { db: Mutex::new(db) })
     }
 
