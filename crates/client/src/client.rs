@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use iotchat_protocol::api::{MAX_PAGE_SIZE, Room, StoredMessage};
 use iotchat_protocol::auth::{email_is_plausible, password_problem, username_problem};
+pub use iotchat_protocol::chat::{HistoryPage, RoomSummary};
 use iotchat_protocol::{
     Code, IdentityId, IncomingPayload, MessageId, OutgoingPayload, RoomName, Topic,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
@@ -47,26 +47,6 @@ pub struct ClientConfig {
     /// Distinguishes simultaneous processes of one installation in the MQTT client id (a
     /// second connection with the same id takes over the first).
     pub instance: Option<String>,
-}
-
-/// A room as the rooms list shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RoomSummary {
-    #[serde(flatten)]
-    pub room: Room,
-    pub followed: bool,
-    pub unread: u32,
-    pub muted: bool,
-}
-
-/// One page of history, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryPage {
-    pub messages: Vec<TimelineMessage>,
-    /// Pass back as `before` for the next older page; `None` at the beginning of the room.
-    pub next_before: Option<String>,
 }
 
 /// The IoT Chat client.

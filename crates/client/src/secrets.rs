@@ -13,6 +13,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use iotchat_protocol::Code;
+pub use iotchat_protocol::chat::StoreKind;
 use keyring_core::{CredentialStore, Entry};
 
 use crate::error::{ClientError, Result};
@@ -21,50 +22,6 @@ use crate::error::{ClientError, Result};
 const CHUNK_BYTES: usize = 2000;
 /// Marks an entry whose secret is split: the marker, then the number of pieces.
 const CHUNKED_MARKER: &str = "iotchat-chunked:";
-
-/// Which secure store holds the secrets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum StoreKind {
-    MacosKeychain,
-    WindowsCredentialManager,
-    SecretService,
-    /// Linux's kernel keyring: secure, but emptied at reboot.
-    KernelKeyring,
-    /// No keychain: the session ends when the app does.
-    Memory,
-    /// keyring-core's mock store (tests).
-    Mock,
-}
-
-impl StoreKind {
-    /// Whether a session kept here survives a reboot.
-    pub fn survives_reboot(self) -> bool {
-        matches!(self, Self::MacosKeychain | Self::WindowsCredentialManager | Self::SecretService)
-    }
-
-    /// A sentence for people about where the session is kept.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Self::MacosKeychain => "Your session is kept in the macOS Keychain.",
-            Self::WindowsCredentialManager => {
-                "Your session is kept in the Windows Credential Manager."
-            }
-            Self::SecretService => {
-                "Your session is kept in your desktop's keyring (Secret Service)."
-            }
-            Self::KernelKeyring => {
-                "No desktop keyring is running, so your session is kept in the kernel keyring: \
-                 you will need to log in again after a reboot."
-            }
-            Self::Memory => {
-                "No keychain is available, so your session is kept in memory only: you will \
-                 need to log in again when the app restarts."
-            }
-            Self::Mock => "Your session is kept in a test store.",
-        }
-    }
-}
 
 /// A place for secrets, by name. Missing names are `None`, never an error.
 pub trait SecretStore: Send + Sync + fmt::Debug {
@@ -317,13 +274,5 @@ mod tests {
         let tricky = format!("{CHUNKED_MARKER}3");
         store.set("x", tricky.as_bytes()).unwrap();
         assert_eq!(store.get("x").unwrap().as_deref(), Some(tricky.as_bytes()));
-    }
-
-    #[test]
-    fn only_persistent_stores_claim_to_survive_a_reboot() {
-        assert!(StoreKind::SecretService.survives_reboot());
-        assert!(!StoreKind::KernelKeyring.survives_reboot());
-        assert!(StoreKind::KernelKeyring.describe().contains("reboot"));
-        assert!(!StoreKind::Memory.survives_reboot());
     }
 }

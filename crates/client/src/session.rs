@@ -3,22 +3,13 @@
 
 use std::sync::Arc;
 
-use iotchat_protocol::{Code, IdentityId};
-use serde::{Deserialize, Serialize};
+use iotchat_protocol::Code;
+pub use iotchat_protocol::chat::Account;
 use tokio::sync::Mutex;
 
 use crate::auth::{AwsCredentials, Cognito, Tokens, now_ms};
 use crate::error::{ClientError, Result};
 use crate::secrets::SecretStore;
-
-/// Who is signed in. Not secret: kept in the data directory so a restart knows whose tokens to
-/// look for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Account {
-    pub username: String,
-    pub identity_id: IdentityId,
-}
 
 const TOKEN_NAMES: [&str; 3] = ["id", "access", "refresh"];
 

@@ -11,18 +11,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use rusqlite_migration::{M, Migrations};
 
 use crate::error::{ClientError, Result};
-
-/// A room the user follows.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FollowedRoom {
-    pub name: RoomName,
-    pub display_name: String,
-    /// When the user joined, ms since 1970 (older history is not "missed").
-    pub joined_at_ms: u64,
-    pub unread: u32,
-    pub muted: bool,
-}
+pub use iotchat_protocol::chat::FollowedRoom;
 
 /// A message waiting to be delivered (or given up on).
 #[derive(Debug, Clone, PartialEq, Eq)]
