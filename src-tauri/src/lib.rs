@@ -1,12 +1,77 @@
-//! The IoT Chat desktop shell. It owns the window, the IPC commands and (with later issues) the
-//! client core, tray, notifications and updater. No chat logic lives here: commands delegate.
+//! The IoT Chat desktop shell: the window, the tray, notifications, and IPC commands that
+//! delegate to one client core (`iotchat-client`). No chat logic lives here.
 
 mod commands;
+mod notify;
+mod shell;
+mod tray;
 
-/// Builds and runs the app until its last window closes.
+use tauri::{Manager as _, WindowEvent};
+
+use shell::Shell;
+
+/// Builds and runs the app until it quits.
 pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("IOTCHAT_LOG")
+                .unwrap_or_else(|_| "info,tao=warn,wry=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let result = tauri::Builder::default()
-        .invoke_handler(tauri::generate_handler![commands::app_info])
+        // First: a second launch only focuses the running one.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| shell::show_window(app)))
+        .plugin(tauri_plugin_window_state::Builder::default().build())
+        .setup(|app| {
+            app.manage(Shell::new(app.handle().clone()));
+            // Linux trays need a StatusNotifier host; without one the app works on.
+            if let Err(e) = tray::build(app.handle()) {
+                tracing::warn!(%e, "no system tray");
+            }
+            Ok(())
+        })
+        .on_window_event(|window, event| match event {
+            WindowEvent::CloseRequested { api, .. } => {
+                let shell = window.state::<Shell>();
+                if shell.settings().close_to_tray
+                    && window.app_handle().tray_by_id("main").is_some()
+                {
+                    api.prevent_close();
+                    let _ = window.hide();
+                }
+            }
+            WindowEvent::Focused(focused) => {
+                let app = window.app_handle().clone();
+                let focused = *focused;
+                tauri::async_runtime::spawn(async move {
+                    app.state::<Shell>().focus_changed(focused).await;
+                });
+            }
+            _ => {}
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::session_state,
+            commands::session_register,
+            commands::session_login,
+            commands::session_logout,
+            commands::backend_set,
+            commands::rooms_list,
+            commands::rooms_followed,
+            commands::room_create,
+            commands::room_join,
+            commands::room_leave,
+            commands::room_mute,
+            commands::room_open,
+            commands::history_page,
+            commands::outbox_list,
+            commands::message_send,
+            commands::message_retry,
+            commands::message_discard,
+            commands::settings_get,
+            commands::settings_set,
+        ])
         .run(context());
     if let Err(error) = result {
         eprintln!("IoT Chat could not start: {error}");

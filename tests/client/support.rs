@@ -3,7 +3,8 @@ use std::time::Duration;
 
 use iotchat_client::protocol::RoomName;
 use iotchat_client::{
-    Backend, Client, ClientConfig, Event, MemoryStore, SecretStore, TimelineMessage, open_keychain,
+    Backend, Client, ClientConfig, Event, MemoryStore, SecretStore, TimelineMessage,
+    open_keychain_async,
 };
 use iotchat_server::RunningServer;
 use iotchat_server::config::Config;
@@ -104,8 +105,9 @@ pub(crate) fn keychain_service() -> String {
 }
 
 /// The real platform keychain, under a fresh service name.
-pub(crate) fn keychain() -> Arc<dyn SecretStore> {
-    Arc::new(open_keychain(&keychain_service()).expect("a keychain: the kernel keyring at least"))
+pub(crate) async fn keychain() -> Arc<dyn SecretStore> {
+    let store = open_keychain_async(&keychain_service()).await;
+    Arc::new(store.expect("a keychain: the kernel keyring at least"))
 }
 
 /// One person on one computer: a data directory, a secret store, and a client.
@@ -130,7 +132,7 @@ impl Device {
 
     /// A registered, logged-in user with the real keychain.
     pub(crate) async fn signed_up(server: &TestServer, username: &str) -> Self {
-        let device = Self::new(server.profile(), keychain());
+        let device = Self::new(server.profile(), keychain().await);
         device
             .client
             .register(username, &format!("{username}@example.com"), PASSWORD)

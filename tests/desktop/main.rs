@@ -1,4 +1,4 @@
 //! The real desktop app, end to end: built with the UI embedded, driven through tauri-driver and
-//! WebKitWebDriver in a headless X session.
+//! WebKitWebDriver in a headless X session with its own D-Bus session bus.
 
-mod smoke;
+mod journey;

@@ -5,6 +5,7 @@
 //! own, and a WebDriver client. Everything runs with a throw-away HOME, so tests never touch the
 //! user's data, and everything is stopped when the value is dropped.
 
+pub mod notifications;
 mod process;
 
 use std::path::{Path, PathBuf};
@@ -88,6 +89,8 @@ pub fn cli_binary() -> Result<PathBuf> {
 #[derive(Debug)]
 pub struct DesktopApp {
     client: Client,
+    display: String,
+    bus_address: String,
     // Dropped after the client: the processes the session runs on.
     _session: HeadlessSession,
 }
@@ -104,6 +107,16 @@ struct HeadlessSession {
 impl DesktopApp {
     /// Starts the app in a fresh headless session and waits until WebDriver is attached to it.
     pub async fn launch() -> Result<Self> {
+        Self::launch_with(&[], |_| async { Ok(()) }).await
+    }
+
+    /// [`DesktopApp::launch`] with extra environment for the app, and `before_app` run once the
+    /// session bus is up (to own names on it, such as a notification server).
+    pub async fn launch_with<F, Fut>(env: &[(&str, String)], before_app: F) -> Result<Self>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
         let app = app_binary()?;
         let home = tempfile::tempdir().context("creating a throw-away HOME")?;
         let runtime_dir = home.path().join("run");
@@ -112,11 +125,16 @@ impl DesktopApp {
 
         let (xvfb, display) = Background::xvfb().await?;
         let (dbus, bus_address) = Background::dbus_session().await?;
+        before_app(bus_address.clone()).await?;
 
         let port = free_loopback_port()?;
         let native_port = free_loopback_port()?;
+        let mut command = std::process::Command::new("tauri-driver");
+        for (key, value) in env {
+            command.env(key, value);
+        }
         let driver = Background::spawn(
-            std::process::Command::new("tauri-driver")
+            command
                 .arg("--port")
                 .arg(port.to_string())
                 .arg("--native-port")
@@ -152,12 +170,85 @@ impl DesktopApp {
 
         Ok(Self {
             client,
+            display,
+            bus_address,
             _session: HeadlessSession { _driver: driver, _dbus: dbus, _xvfb: xvfb, _home: home },
         })
     }
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// The D-Bus session bus the app is on.
+    pub fn bus_address(&self) -> &str {
+        &self.bus_address
+    }
+
+    /// The native titles of the X windows on the app's display (what a window manager shows).
+    pub fn window_titles(&self) -> Result<Vec<String>> {
+        let out = std::process::Command::new("xwininfo")
+            .args(["-root", "-tree", "-display", &format!(":{}", self.display)])
+            .output()
+            .context("xwininfo (x11-utils) lists the windows")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text
+            .lines()
+            .filter_map(|line| {
+                let start = line.find('"')? + 1;
+                let end = start + line[start..].find('"')?;
+                Some(line[start..end].to_owned())
+            })
+            .collect())
+    }
+
+    /// Waits until some window's title is `expected`.
+    pub async fn wait_for_window_title(&self, expected: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
+        loop {
+            let titles = self.window_titles()?;
+            if titles.iter().any(|t| t == expected) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("no window titled {expected:?}; titles: {titles:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the element `id` exists and its attribute `name` is `expected`.
+    pub async fn wait_for_attr(&self, id: &str, name: &str, expected: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
+        loop {
+            let value = match self.testid(id).await {
+                Ok(element) => element.attr(name).await.ok().flatten(),
+                Err(_) => None,
+            };
+            if value.as_deref() == Some(expected) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("{id}[{name}] is {value:?}, not {expected:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until no element has `data-testid="<id>"`.
+    pub async fn wait_gone(&self, id: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
+        let css = format!("[data-testid=\"{id}\"]");
+        loop {
+            let found = self.client.find_all(Locator::Css(&css)).await?;
+            if found.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("{id} is still shown");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Waits for the element with `data-testid="<id>"`.
@@ -203,11 +294,42 @@ impl DesktopApp {
             Some(dir) => PathBuf::from(dir),
             None => target_dir()?.join("screenshots"),
         };
-        std::fs::create_dir_all(&dir)?;
-        let png = self.client.screenshot().await.context("taking a screenshot")?;
+        self.screenshot_to(&dir, name).await
+    }
+
+    /// Saves a screenshot of the app's window as `<dir>/<name>.png`, taken from the X server
+    /// (what a person would see; WebKitWebDriver's own screenshots hang now and then).
+    pub async fn screenshot_to(&self, dir: &Path, name: &str) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{name}.png"));
-        std::fs::write(&path, png)?;
+        let window = self.window_id("IoT Chat")?;
+        let display = format!(":{}", self.display);
+        let mut command = tokio::process::Command::new("import");
+        command.args(["-display", &display, "-window"]);
+        command.arg(window.as_deref().unwrap_or("root")).arg(&path).kill_on_drop(true);
+        let status = tokio::time::timeout(UI_TIMEOUT, command.status())
+            .await
+            .with_context(|| format!("the screenshot {name} took over {UI_TIMEOUT:?}"))?
+            .context("ImageMagick's import takes the screenshots")?;
+        if !status.success() {
+            bail!("import failed taking the screenshot {name}: {status}");
+        }
         Ok(path)
+    }
+
+    /// The X id of the first window whose title starts with `prefix`.
+    fn window_id(&self, prefix: &str) -> Result<Option<String>> {
+        let out = std::process::Command::new("xwininfo")
+            .args(["-root", "-tree", "-display", &format!(":{}", self.display)])
+            .output()
+            .context("xwininfo (x11-utils) lists the windows")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text.lines().find_map(|line| {
+            let line = line.trim_start();
+            let (id, rest) = line.split_once(' ')?;
+            let title = rest.strip_prefix('"')?;
+            title.starts_with(prefix).then(|| id.to_owned())
+        }))
     }
 
     /// Ends the WebDriver session, which closes the app, then stops the headless session.

@@ -17,6 +17,7 @@ commands:
   run      install what is missing, build the UI and the app, and open the app
   test     install what is missing, then run every check and test (what CI runs)
   setup    only install what is missing
+  app      build the UI and the release app (what `run` starts), without running it
   icons    regenerate icons/ from icons/icon.svg (uses the Tauri CLI)
 ";
 
@@ -26,6 +27,12 @@ fn main() {
         Some("run") => run(),
         Some("test") => test(),
         Some("setup") => setup::ensure(setup::Purpose::Test).map(|_| ()),
+        Some("app") => setup::ensure(setup::Purpose::Run).and_then(|tools| {
+            build_ui(&tools)?;
+            let app = build_app()?;
+            step(&format!("Built {}", app.display()));
+            Ok(())
+        }),
         Some("icons") => icons(),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
@@ -267,6 +274,15 @@ fn icons() -> Result<()> {
             .with_context(|| format!("copying {name}"))?;
     }
     std::fs::remove_dir_all(&out)?;
+    step("Tray icons: the app icon, and the same with an unread dot");
+    let icons = root.join("icons");
+    std::fs::copy(icons.join("64x64.png"), icons.join("tray.png"))?;
+    Cmd::new("convert")
+        .arg(icons.join("64x64.png"))
+        .args(["-fill", "#e5484d", "-stroke", "white", "-strokewidth", "3"])
+        .args(["-draw", "circle 48,16 48,4"])
+        .arg(icons.join("tray-unread.png"))
+        .run()?;
     Ok(())
 }
 

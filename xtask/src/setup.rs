@@ -39,8 +39,16 @@ const BUILD_PACKAGES: &[&str] = &[
 ];
 
 /// What the end-to-end tests run: WebKit's WebDriver, a virtual display and a private bus.
-const TEST_PACKAGES: &[&str] =
-    &["webkit2gtk-driver", "xvfb", "xauth", "dbus", "dbus-x11", "imagemagick", "python3-venv"];
+const TEST_PACKAGES: &[&str] = &[
+    "webkit2gtk-driver",
+    "xvfb",
+    "xauth",
+    "x11-utils",
+    "dbus",
+    "dbus-x11",
+    "imagemagick",
+    "python3-venv",
+];
 
 /// Peers we did not write, from PyPI, for the interoperability tests.
 const PYTHON_PEERS: &[&str] = &["boto3==1.44.8", "paho-mqtt==2.2.0"];

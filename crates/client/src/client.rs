@@ -215,7 +215,7 @@ impl Client {
             }
             Err(e) => {
                 if e.code == Code::SessionExpired {
-                    let _ = session.forget();
+                    let _ = session.forget().await;
                     let _ = std::fs::remove_file(&path);
                 }
                 return Err(e);

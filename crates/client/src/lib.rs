@@ -21,7 +21,9 @@ pub use client::{Client, ClientConfig, HistoryPage, MAX_FOLLOWED_ROOMS, RoomSumm
 pub use error::{ClientError, Result};
 pub use events::{ConnectionState, Delivery, Event, TimelineMessage};
 pub use iotchat_protocol as protocol;
-pub use secrets::{KeychainStore, MemoryStore, SecretStore, StoreKind, open_keychain};
+pub use secrets::{
+    KeychainStore, MemoryStore, SecretStore, StoreKind, open_keychain, open_keychain_async,
+};
 pub use session::Account;
 pub use state::FollowedRoom;
 

@@ -178,8 +178,16 @@ impl SecretStore for MemoryStore {
     }
 }
 
+/// [`open_keychain`] from async code: the probe blocks, so it runs on the blocking pool.
+pub async fn open_keychain_async(service: &str) -> Result<KeychainStore> {
+    let service = service.to_owned();
+    tokio::task::spawn_blocking(move || open_keychain(&service))
+        .await
+        .map_err(|e| ClientError::internal(format!("opening the keychain failed: {e}")))?
+}
+
 /// The platform's keychain, under `service`; on Linux the Secret Service if one answers, else
-/// the kernel keyring.
+/// the kernel keyring. It blocks: from async code use [`open_keychain_async`].
 pub fn open_keychain(service: &str) -> Result<KeychainStore> {
     let mut tried = Vec::new();
     for (kind, store) in platform_stores() {

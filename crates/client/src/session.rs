@@ -51,7 +51,8 @@ impl Session {
             user_pool_id: user_pool_id.to_owned(),
             keys: Mutex::new(Keys { tokens, credentials: None }),
         };
-        session.save_tokens(&session.keys.lock().await.tokens)?;
+        let tokens = session.keys.lock().await.tokens.clone();
+        session.save_tokens(&tokens).await?;
         Ok(session)
     }
 
@@ -64,16 +65,23 @@ impl Session {
         user_pool_id: &str,
         account: Account,
     ) -> Result<Option<Self>> {
-        let read = |token: &str| -> Result<Option<String>> {
-            let name = secret_name(user_pool_id, &account.username, token);
-            Ok(secrets.get(&name)?.and_then(|bytes| String::from_utf8(bytes).ok()))
-        };
-        let Some(refresh) = read("refresh")? else { return Ok(None) };
-        let tokens = Tokens {
-            id: read("id")?.unwrap_or_default(),
-            access: read("access")?.unwrap_or_default(),
-            refresh,
-        };
+        let names: Vec<String> = TOKEN_NAMES
+            .iter()
+            .map(|token| secret_name(user_pool_id, &account.username, token))
+            .collect();
+        let read = blocking(Arc::clone(&secrets), move |secrets| {
+            names
+                .iter()
+                .map(|name| Ok(secrets.get(name)?.and_then(|b| String::from_utf8(b).ok())))
+                .collect::<Result<Vec<Option<String>>>>()
+        })
+        .await?;
+        let [id, access, refresh]: [Option<String>; 3] = read
+            .try_into()
+            .map_err(|_| ClientError::internal("reading the tokens returned the wrong count"))?;
+        let Some(refresh) = refresh else { return Ok(None) };
+        let tokens =
+            Tokens { id: id.unwrap_or_default(), access: access.unwrap_or_default(), refresh };
         let session = Self {
             account,
             cognito,
@@ -84,16 +92,24 @@ impl Session {
         Ok(Some(session))
     }
 
-    fn save_tokens(&self, tokens: &Tokens) -> Result<()> {
+    async fn save_tokens(&self, tokens: &Tokens) -> Result<()> {
         let name = |token| secret_name(&self.user_pool_id, &self.account.username, token);
-        self.secrets.set(&name("id"), tokens.id.as_bytes())?;
-        self.secrets.set(&name("access"), tokens.access.as_bytes())?;
-        self.secrets.set(&name("refresh"), tokens.refresh.as_bytes())
+        let entries = [
+            (name("id"), tokens.id.clone()),
+            (name("access"), tokens.access.clone()),
+            (name("refresh"), tokens.refresh.clone()),
+        ];
+        blocking(Arc::clone(&self.secrets), move |secrets| {
+            entries.iter().try_for_each(|(name, value)| secrets.set(name, value.as_bytes()))
+        })
+        .await
     }
 
     /// Removes every token of this user from the secret store.
-    pub(crate) fn forget(&self) -> Result<()> {
-        forget_tokens(self.secrets.as_ref(), &self.user_pool_id, &self.account.username)
+    pub(crate) async fn forget(&self) -> Result<()> {
+        let (pool, username) = (self.user_pool_id.clone(), self.account.username.clone());
+        blocking(Arc::clone(&self.secrets), move |secrets| forget_tokens(secrets, &pool, &username))
+            .await
     }
 
     /// Credentials good for a while yet, renewing the tokens and credentials as needed.
@@ -118,14 +134,14 @@ impl Session {
         let id_expiring = keys.tokens.id_expires_at_ms() <= now_ms() + 60_000;
         if force_tokens || id_expiring {
             keys.tokens = self.cognito.refresh(&keys.tokens.refresh).await?;
-            self.save_tokens(&keys.tokens)?;
+            self.save_tokens(&keys.tokens).await?;
         }
         let credentials =
             match self.cognito.credentials(&self.account.identity_id, &keys.tokens.id).await {
                 Err(e) if e.code == Code::SessionExpired && !force_tokens => {
                     // The ID token was refused early (revoked, or clocks disagree): refresh once.
                     keys.tokens = self.cognito.refresh(&keys.tokens.refresh).await?;
-                    self.save_tokens(&keys.tokens)?;
+                    self.save_tokens(&keys.tokens).await?;
                     self.cognito.credentials(&self.account.identity_id, &keys.tokens.id).await?
                 }
                 other => other?,
@@ -140,7 +156,7 @@ impl Session {
     pub(crate) async fn sign_out(&self) -> Result<()> {
         let access = self.keys.lock().await.tokens.access.clone();
         let remote = self.cognito.sign_out(&access).await;
-        self.forget()?;
+        self.forget().await?;
         match remote {
             Ok(()) => Ok(()),
             // Already revoked or expired: nothing left to revoke.
@@ -155,6 +171,17 @@ impl Session {
             )),
         }
     }
+}
+
+/// Runs a secret-store call on the blocking pool: keychains block (D-Bus, the Keychain), and
+/// some D-Bus bindings refuse to block inside an async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    secrets: Arc<dyn SecretStore>,
+    call: impl FnOnce(&dyn SecretStore) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(move || call(secrets.as_ref()))
+        .await
+        .map_err(|e| ClientError::internal(format!("the keychain call failed: {e}")))?
 }
 
 /// Removes a user's tokens from `secrets`.

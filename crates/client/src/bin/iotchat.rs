@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use iotchat_client::protocol::{Code, RoomName};
 use iotchat_client::{
     Backend, Client, ClientConfig, ClientError, ConnectionState, Delivery, Event, LOCAL_SERVER,
-    MemoryStore, SecretStore, TimelineMessage, open_keychain,
+    MemoryStore, SecretStore, TimelineMessage, open_keychain_async,
 };
 
 /// Service name of the keychain entries (shared with the desktop app).
@@ -208,7 +208,7 @@ async fn run(cli: Cli) -> Result<i32, ClientError> {
     let backend = backend(&cli).await?;
     let service =
         std::env::var("IOTCHAT_KEYCHAIN_SERVICE").unwrap_or_else(|_| KEYCHAIN_SERVICE.into());
-    let secrets: Arc<dyn SecretStore> = match open_keychain(&service) {
+    let secrets: Arc<dyn SecretStore> = match open_keychain_async(&service).await {
         Ok(keychain) => Arc::new(keychain),
         Err(error) => {
             out.note(&format!("iotchat: {}", error.message));

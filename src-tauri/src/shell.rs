@@ -1,0 +1,397 @@
+//! The shell's state: one client core for the chosen backend, the user's settings, and what the
+//! window shows. Chat logic stays in the client; this only wires it to the window.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use iotchat_client::protocol::chat::{Event, StoreKind};
+use iotchat_client::protocol::desktop::{BackendChoice, BackendInfo, EVENT_CLIENT, Settings};
+use iotchat_client::protocol::{Code, ErrorBody, RoomName};
+use iotchat_client::{
+    Backend, Client, ClientConfig, ClientError, LOCAL_SERVER, MemoryStore, SecretStore,
+    open_keychain,
+};
+use serde::{Deserialize, Serialize};
+use tauri::{AppHandle, Emitter as _, Manager as _};
+use tokio::sync::RwLock;
+
+use crate::{notify, tray};
+
+/// Keychain service of the app's entries (the CLI uses the same, so they share a session).
+const KEYCHAIN_SERVICE: &str = "dev.iotchat.desktop";
+const SETTINGS_FILE: &str = "desktop.json";
+
+/// What the shell keeps on disk (no secrets).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct Saved {
+    settings: Settings,
+    backend: Option<BackendChoice>,
+    /// The profile the backend last answered with, so the app starts (and queues messages)
+    /// while the server is unreachable.
+    last_profile: Option<iotchat_client::protocol::Profile>,
+}
+
+/// The managed state of the app.
+pub(crate) struct Shell {
+    app: AppHandle,
+    data_dir: PathBuf,
+    secrets: Arc<dyn SecretStore>,
+    /// Why the keychain is not used, when it is not.
+    keychain_problem: Option<String>,
+    client: RwLock<Option<Client>>,
+    backend: Mutex<BackendInfo>,
+    settings: Mutex<Settings>,
+    last_profile: Mutex<Option<iotchat_client::protocol::Profile>>,
+    /// The room the UI shows (whatever the focus).
+    shown_room: Mutex<Option<RoomName>>,
+    focused: AtomicBool,
+    /// Set by `session_state` on the first call, so a restart resumes the session once.
+    restored: AtomicBool,
+}
+
+impl std::fmt::Debug for Shell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shell").field("data_dir", &self.data_dir).finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn error(e: ClientError) -> ErrorBody {
+    e.body()
+}
+
+impl Shell {
+    pub(crate) fn new(app: AppHandle) -> Self {
+        let data_dir = std::env::var_os("IOTCHAT_DATA_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(iotchat_client::default_data_dir);
+        let service =
+            std::env::var("IOTCHAT_KEYCHAIN_SERVICE").unwrap_or_else(|_| KEYCHAIN_SERVICE.into());
+        let (secrets, keychain_problem): (Arc<dyn SecretStore>, _) = match open_keychain(&service) {
+            Ok(keychain) => (Arc::new(keychain), None),
+            Err(e) => {
+                tracing::warn!(%e, "no keychain; the session lives in memory only");
+                (Arc::new(MemoryStore::default()), Some(e.message))
+            }
+        };
+        let saved = load(&data_dir);
+        let choice = backend_override().or(saved.backend).unwrap_or(BackendChoice::Local);
+        Self {
+            app,
+            data_dir,
+            secrets,
+            keychain_problem,
+            client: RwLock::new(None),
+            backend: Mutex::new(BackendInfo { label: label_of(&choice), choice, problem: None }),
+            settings: Mutex::new(saved.settings),
+            last_profile: Mutex::new(saved.last_profile),
+            shown_room: Mutex::new(None),
+            focused: AtomicBool::new(true),
+            restored: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn settings(&self) -> Settings {
+        self.settings.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn set_settings(&self, settings: Settings) -> Result<Settings, ErrorBody> {
+        if let Ok(mut current) = self.settings.lock() {
+            *current = settings.clone();
+        }
+        self.save()?;
+        tray::settings_changed(&self.app, &settings);
+        let _ = self.app.emit(iotchat_client::protocol::desktop::EVENT_SETTINGS, settings.clone());
+        Ok(settings)
+    }
+
+    pub(crate) fn backend_info(&self) -> BackendInfo {
+        self.backend.lock().map(|b| b.clone()).unwrap_or_else(|_| BackendInfo {
+            choice: BackendChoice::Local,
+            label: "this computer".into(),
+            problem: None,
+        })
+    }
+
+    pub(crate) fn secret_store(&self) -> StoreKind {
+        self.secrets.kind()
+    }
+
+    pub(crate) fn keychain_problem(&self) -> Option<String> {
+        self.keychain_problem.clone()
+    }
+
+    fn save(&self) -> Result<(), ErrorBody> {
+        let saved = Saved {
+            settings: self.settings(),
+            backend: Some(self.backend_info().choice),
+            last_profile: self.last_profile.lock().ok().and_then(|p| p.clone()),
+        };
+        let path = self.data_dir.join(SETTINGS_FILE);
+        let write = std::fs::create_dir_all(&self.data_dir).and_then(|()| {
+            std::fs::write(&path, serde_json::to_vec_pretty(&saved).unwrap_or_default())
+        });
+        write.map_err(|e| {
+            ErrorBody::new(Code::Internal, format!("Cannot save {}: {e}", path.display()))
+        })
+    }
+
+    /// The client of the chosen backend, reaching it first if need be.
+    pub(crate) async fn client(&self) -> Result<Client, ErrorBody> {
+        if let Some(client) = self.client.read().await.clone() {
+            return Ok(client);
+        }
+        let mut slot = self.client.write().await;
+        if let Some(client) = slot.clone() {
+            return Ok(client);
+        }
+        let choice = self.backend_info().choice;
+        let cached = self.last_profile.lock().ok().and_then(|p| p.clone());
+        let backend = match resolve(&choice).await {
+            Ok(backend) => backend,
+            // Unreachable now, known from before: start offline; the link keeps trying.
+            Err(e) if e.code == Code::Unavailable && cached.is_some() => {
+                tracing::info!(%e, "the backend is unreachable; starting from its last profile");
+                match cached.map(Backend::new) {
+                    Some(Ok(backend)) => backend,
+                    _ => return Err(e.body()),
+                }
+            }
+            Err(e) => {
+                self.set_backend(BackendInfo {
+                    label: label_of(&choice),
+                    choice,
+                    problem: Some(e.message.clone()),
+                });
+                return Err(e.body());
+            }
+        };
+        let label = backend.label();
+        let client = Client::new(ClientConfig {
+            backend,
+            data_dir: self.data_dir.clone(),
+            secrets: Arc::clone(&self.secrets),
+            connect: true,
+            instance: None,
+        })
+        .map_err(error)?;
+        self.set_backend(BackendInfo { choice, label, problem: None });
+        self.remember_profile(client.backend().profile.clone());
+        self.forward_events(&client);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    fn remember_profile(&self, profile: iotchat_client::protocol::Profile) {
+        let changed = self.last_profile.lock().is_ok_and(|mut last| {
+            let changed = last.as_ref() != Some(&profile);
+            *last = Some(profile);
+            changed
+        });
+        if changed && let Err(e) = self.save() {
+            tracing::warn!(message = %e.message, "cannot remember the backend's profile");
+        }
+    }
+
+    fn set_backend(&self, info: BackendInfo) {
+        if let Ok(mut backend) = self.backend.lock() {
+            *backend = info;
+        }
+    }
+
+    /// Resumes the session kept from the last run, once per start.
+    pub(crate) async fn restore_once(&self) -> Result<Option<String>, ErrorBody> {
+        // Only once a backend is there: a server that starts later still gets the session.
+        let client = self.client().await?;
+        if self.restored.swap(true, Ordering::SeqCst) {
+            return Ok(None);
+        }
+        match client.restore().await {
+            Ok(_) => {
+                tray::refresh_unread(&self.app, &client).await;
+                Ok(None)
+            }
+            Err(e) if e.code == Code::SessionExpired => Ok(Some(e.message)),
+            Err(e) => Err(e.body()),
+        }
+    }
+
+    /// Switches backend (signed out only).
+    pub(crate) async fn set_backend_choice(
+        &self,
+        choice: BackendChoice,
+    ) -> Result<BackendInfo, ErrorBody> {
+        if let Some(client) = self.client.read().await.clone()
+            && client.account().await.is_some()
+        {
+            return Err(ErrorBody::new(
+                Code::InvalidInput,
+                "Log out before choosing another backend.",
+            ));
+        }
+        let backend = resolve(&choice).await.map_err(error)?;
+        let label = backend.label();
+        let client = Client::new(ClientConfig {
+            backend,
+            data_dir: self.data_dir.clone(),
+            secrets: Arc::clone(&self.secrets),
+            connect: true,
+            instance: None,
+        })
+        .map_err(error)?;
+        self.forward_events(&client);
+        let profile = client.backend().profile.clone();
+        if let Some(old) = self.client.write().await.replace(client) {
+            old.shutdown().await;
+        }
+        let info = BackendInfo { choice, label, problem: None };
+        self.set_backend(info.clone());
+        if let Ok(mut last) = self.last_profile.lock() {
+            *last = Some(profile);
+        }
+        self.save()?;
+        Ok(info)
+    }
+
+    /// Forwards every client event to the UI, and drives notifications, the tray and the title.
+    fn forward_events(&self, client: &Client) {
+        let mut events = client.events();
+        let app = self.app.clone();
+        let client = client.clone();
+        tauri::async_runtime::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(event) => {
+                        react(&app, &client, &event).await;
+                        if let Err(e) = app.emit(EVENT_CLIENT, &event) {
+                            tracing::warn!(%e, "cannot forward an event to the window");
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(n, "the window missed events");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+
+    /// The UI shows `room` (or none).
+    pub(crate) async fn show_room(&self, room: Option<RoomName>) -> Result<(), ErrorBody> {
+        if let Ok(mut shown) = self.shown_room.lock() {
+            shown.clone_from(&room);
+        }
+        let visible = if self.focused.load(Ordering::SeqCst) { room } else { None };
+        let client = self.client().await?;
+        client.room_open(visible).await.map_err(error)?;
+        tray::refresh_unread(&self.app, &client).await;
+        Ok(())
+    }
+
+    pub(crate) fn shown_room(&self) -> Option<RoomName> {
+        self.shown_room.lock().ok().and_then(|r| r.clone())
+    }
+
+    pub(crate) fn is_focused(&self) -> bool {
+        self.focused.load(Ordering::SeqCst)
+    }
+
+    /// The window gained or lost focus: a room counts as on screen only while focused.
+    pub(crate) async fn focus_changed(&self, focused: bool) {
+        self.focused.store(focused, Ordering::SeqCst);
+        let Some(client) = self.client.read().await.clone() else { return };
+        if client.account().await.is_none() {
+            return;
+        }
+        let visible = if focused { self.shown_room() } else { None };
+        if let Err(e) = client.room_open(visible).await {
+            tracing::debug!(%e, "room_open after a focus change");
+        }
+        tray::refresh_unread(&self.app, &client).await;
+    }
+}
+
+/// What the shell does with an event besides forwarding it.
+async fn react(app: &AppHandle, client: &Client, event: &Event) {
+    match event {
+        Event::Message { message, missed: false } => {
+            notify::maybe_notify(app, client, message).await
+        }
+        Event::Unread { total, .. } => tray::show_unread(app, *total),
+        Event::Followed => tray::refresh_unread(app, client).await,
+        _ => {}
+    }
+}
+
+async fn resolve(choice: &BackendChoice) -> Result<Backend, ClientError> {
+    match choice {
+        BackendChoice::Local => Backend::fetch(LOCAL_SERVER, None).await.map_err(|e| {
+            ClientError::new(
+                e.code,
+                format!(
+                    "The local server is not answering at {LOCAL_SERVER} ({}). Start it with \
+                     `cargo xtask run`, or choose another backend.",
+                    e.message
+                ),
+            )
+        }),
+        BackendChoice::Server { address, ca_certificate } => {
+            Backend::fetch(address, ca_certificate.as_deref()).await
+        }
+        BackendChoice::Profile { json } => {
+            let profile = iotchat_client::protocol::Profile::from_json(json.as_bytes())
+                .map_err(|e| ClientError::invalid(e.to_string()))?;
+            Backend::new(profile)
+        }
+    }
+}
+
+fn label_of(choice: &BackendChoice) -> String {
+    match choice {
+        BackendChoice::Local => "this computer".into(),
+        BackendChoice::Server { address, .. } => address.clone(),
+        BackendChoice::Profile { .. } => "a profile".into(),
+    }
+}
+
+/// `IOTCHAT_SERVER` (an address) or `IOTCHAT_PROFILE` (a file) choose the backend for this run.
+fn backend_override() -> Option<BackendChoice> {
+    if let Ok(address) = std::env::var("IOTCHAT_SERVER") {
+        return Some(BackendChoice::Server { address, ca_certificate: None });
+    }
+    let path = std::env::var_os("IOTCHAT_PROFILE")?;
+    match std::fs::read_to_string(&path) {
+        Ok(json) => Some(BackendChoice::Profile { json }),
+        Err(e) => {
+            tracing::warn!(%e, "IOTCHAT_PROFILE cannot be read");
+            None
+        }
+    }
+}
+
+fn load(data_dir: &std::path::Path) -> Saved {
+    let path = data_dir.join(SETTINGS_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(%e, path = %path.display(), "unreadable settings; using defaults");
+            Saved::default()
+        }),
+        Err(_) => Saved::default(),
+    }
+}
+
+/// Shows and focuses the main window.
+pub(crate) fn show_window(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window("main") {
+        // Only what is needed: re-showing a shown window makes WebKitGTK stop painting under
+        // some X servers.
+        if window.is_minimized().unwrap_or(false) {
+            let _ = window.unminimize();
+        }
+        if !window.is_visible().unwrap_or(true) {
+            let _ = window.show();
+        }
+        let _ = window.set_focus();
+    }
+}

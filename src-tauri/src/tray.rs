@@ -1,0 +1,89 @@
+//! The system tray and the window title. Linux trays show neither tooltips nor clicks, so the
+//! unread state is in the icon image (a dot) and the title carries the count.
+
+use iotchat_client::Client;
+use iotchat_client::protocol::desktop::Settings;
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Manager as _, Wry};
+
+use crate::shell::{Shell, show_window};
+
+const TRAY_ID: &str = "main";
+const ICON: &[u8] = include_bytes!("../../icons/tray.png");
+const ICON_UNREAD: &[u8] = include_bytes!("../../icons/tray-unread.png");
+
+/// The tray menu's stateful item.
+pub(crate) struct TrayMenu {
+    dnd: CheckMenuItem<Wry>,
+}
+
+pub(crate) fn build(app: &AppHandle) -> tauri::Result<()> {
+    let settings = app.state::<Shell>().settings();
+    let open = MenuItem::with_id(app, "open", "Open IoT Chat", true, None::<&str>)?;
+    let dnd = CheckMenuItem::with_id(
+        app,
+        "dnd",
+        "Do not disturb",
+        true,
+        settings.do_not_disturb,
+        None::<&str>,
+    )?;
+    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let separator = PredefinedMenuItem::separator(app)?;
+    let menu = Menu::with_items(app, &[&open, &dnd, &separator, &quit])?;
+    app.manage(TrayMenu { dnd });
+    TrayIconBuilder::with_id(TRAY_ID)
+        .icon(Image::from_bytes(ICON)?)
+        .tooltip("IoT Chat")
+        .menu(&menu)
+        .on_menu_event(|app, event| match event.id.as_ref() {
+            "open" => show_window(app),
+            "dnd" => {
+                let shell = app.state::<Shell>();
+                let mut settings = shell.settings();
+                settings.do_not_disturb = !settings.do_not_disturb;
+                if let Err(e) = shell.set_settings(settings) {
+                    tracing::warn!(message = %e.message, "cannot save do-not-disturb");
+                }
+            }
+            "quit" => app.exit(0),
+            _ => {}
+        })
+        .build(app)?;
+    Ok(())
+}
+
+/// Keeps the tray's check mark in step with the settings.
+pub(crate) fn settings_changed(app: &AppHandle, settings: &Settings) {
+    if let Some(menu) = app.try_state::<TrayMenu>() {
+        let _ = menu.dnd.set_checked(settings.do_not_disturb);
+    }
+}
+
+/// Shows `total` unread messages in the title and the tray icon.
+pub(crate) fn show_unread(app: &AppHandle, total: u32) {
+    if let Some(window) = app.get_webview_window("main") {
+        let title = if total == 0 { "IoT Chat".to_owned() } else { format!("IoT Chat ({total})") };
+        let _ = window.set_title(&title);
+    }
+    if let Some(tray) = app.tray_by_id(TRAY_ID) {
+        let bytes = if total == 0 { ICON } else { ICON_UNREAD };
+        match Image::from_bytes(bytes) {
+            Ok(icon) => {
+                let _ = tray.set_icon(Some(icon));
+            }
+            Err(e) => tracing::warn!(%e, "tray icon"),
+        }
+    }
+}
+
+/// Recomputes the total from the followed rooms.
+pub(crate) async fn refresh_unread(app: &AppHandle, client: &Client) {
+    let total = match client.followed().await {
+        Ok(rooms) => rooms.iter().map(|r| r.unread).sum(),
+        Err(_) => 0,
+    };
+    show_unread(app, total);
+}

@@ -1,0 +1,198 @@
+//! Settings: notifications, tray, theme, the backend, and logging out. Each change is saved at
+//! once; there is no Save button to forget.
+
+use iotchat_protocol::desktop::{AppInfo, Settings, Theme};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::ipc;
+use crate::sidebar::log_out;
+use crate::state::{AppState, use_state};
+
+/// Saves `next`; shows the shell's answer, or puts the old value back and says why.
+fn save(state: AppState, next: Settings, error: RwSignal<Option<String>>) {
+    let before = state.settings.get_untracked();
+    state.settings.set(next.clone());
+    error.set(None);
+    spawn_local(async move {
+        match ipc::settings_set(&next).await {
+            Ok(saved) => state.settings.set(saved),
+            Err(e) => {
+                state.settings.set(before);
+                error.set(Some(format!("Your change was not saved: {}", e.message)));
+            }
+        }
+    });
+}
+
+fn theme_value(theme: Theme) -> &'static str {
+    match theme {
+        Theme::System => "system",
+        Theme::Light => "light",
+        Theme::Dark => "dark",
+    }
+}
+
+#[allow(unreachable_pub)] // see lib.rs
+#[component]
+pub(crate) fn SettingsScreen() -> impl IntoView {
+    let state = use_state();
+    let error = RwSignal::new(None::<String>);
+    let logging_out = RwSignal::new(false);
+    let about = RwSignal::new(None::<Result<AppInfo, String>>);
+    spawn_local(async move {
+        about.set(Some(ipc::app_info().await.map_err(|e| e.message)));
+    });
+
+    let toggle = move |testid: &'static str,
+                       label: &'static str,
+                       hint: &'static str,
+                       get: fn(&Settings) -> bool,
+                       put: fn(&mut Settings, bool)| {
+        let hint_id = format!("{testid}-hint");
+        view! {
+            <div class="setting">
+                <input
+                    type="checkbox"
+                    id=testid
+                    data-testid=testid
+                    aria-describedby=hint_id.clone()
+                    prop:checked=move || state.settings.with(get)
+                    on:change=move |ev| {
+                        let mut next = state.settings.get_untracked();
+                        put(&mut next, event_target_checked(&ev));
+                        save(state, next, error);
+                    }
+                />
+                <div class="setting-text">
+                    <label for=testid>{label}</label>
+                    <p class="hint" id=hint_id>{hint}</p>
+                </div>
+            </div>
+        }
+    };
+
+    view! {
+        <section class="page" data-testid="settings-screen" aria-labelledby="settings-title">
+            <header class="page-head">
+                <h1 id="settings-title">"Settings"</h1>
+                <p class="muted">"Changes are saved as you make them."</p>
+            </header>
+            <div class="page-body settings">
+                {move || error.get().map(|e| view! {
+                    <p class="inline-error" role="alert" data-testid="settings-error">{e}</p>
+                })}
+                <fieldset class="group">
+                    <legend>"Notifications"</legend>
+                    {toggle(
+                        "setting-notifications",
+                        "Desktop notifications",
+                        "For new messages in rooms you follow, when the room is not on screen.",
+                        |s| s.notifications,
+                        |s, v| s.notifications = v,
+                    )}
+                    {toggle(
+                        "setting-previews",
+                        "Show message text",
+                        "Include the message in the notification; otherwise only who wrote where.",
+                        |s| s.previews,
+                        |s, v| s.previews = v,
+                    )}
+                    {toggle(
+                        "setting-dnd",
+                        "Do not disturb",
+                        "No notifications at all until you turn this off. Unread counts still update.",
+                        |s| s.do_not_disturb,
+                        |s, v| s.do_not_disturb = v,
+                    )}
+                </fieldset>
+                <fieldset class="group">
+                    <legend>"Window"</legend>
+                    {toggle(
+                        "setting-close-to-tray",
+                        "Close to the tray",
+                        "Closing the window keeps IoT Chat running in the system tray.",
+                        |s| s.close_to_tray,
+                        |s, v| s.close_to_tray = v,
+                    )}
+                    <div class="setting">
+                        <div class="setting-text">
+                            <label for="setting-theme">"Theme"</label>
+                            <p class="hint" id="setting-theme-hint">"System follows your desktop's light or dark mode."</p>
+                        </div>
+                        <select
+                            id="setting-theme"
+                            data-testid="setting-theme"
+                            aria-describedby="setting-theme-hint"
+                            on:change=move |ev| {
+                                let theme = match event_target_value(&ev).as_str() {
+                                    "light" => Theme::Light,
+                                    "dark" => Theme::Dark,
+                                    _ => Theme::System,
+                                };
+                                let mut next = state.settings.get_untracked();
+                                next.theme = theme;
+                                save(state, next, error);
+                            }
+                        >
+                            {[(Theme::System, "System"), (Theme::Light, "Light"), (Theme::Dark, "Dark")]
+                                .into_iter()
+                                .map(|(theme, label)| view! {
+                                    <option
+                                        value=theme_value(theme)
+                                        prop:selected=move || state.settings.with(|s| s.theme == theme)
+                                    >
+                                        {label}
+                                    </option>
+                                })
+                                .collect_view()}
+                        </select>
+                    </div>
+                </fieldset>
+                <fieldset class="group">
+                    <legend>"Account"</legend>
+                    <div class="setting">
+                        <div class="setting-text">
+                            <span class="label">"Signed in as "
+                                <strong>{move || state.account.with(|a| a.as_ref().map(|a| a.username.clone()))}</strong>
+                            </span>
+                            <p class="hint">
+                                "Backend: "
+                                <span data-testid="settings-backend">
+                                    {move || state.backend.with(|b| b.as_ref().map_or_else(|| "unknown".to_owned(), |b| b.label.clone()))}
+                                </span>
+                            </p>
+                            {move || state.backend.with(|b| b.as_ref().and_then(|b| b.problem.clone())).map(|p| view! {
+                                <p class="field-error">{p}</p>
+                            })}
+                            {move || state.secret_store.get().map(|store| view! {
+                                <p class="hint">{store.describe()}</p>
+                            })}
+                            <p class="hint">"To use another backend, log out and choose it on the login screen."</p>
+                        </div>
+                        <button
+                            class="button danger"
+                            type="button"
+                            data-testid="settings-logout"
+                            disabled=move || logging_out.get()
+                            on:click=move |_| log_out(state, logging_out)
+                        >
+                            {move || if logging_out.get() { "Logging out…" } else { "Log out" }}
+                        </button>
+                    </div>
+                </fieldset>
+                {move || about.get().map(|info| view! {
+                    <p class="about" data-testid="app-info">
+                        {match info {
+                            Ok(info) => format!(
+                                "{} {} · Tauri {} · {}",
+                                info.product_name, info.version, info.tauri_version, info.os
+                            ),
+                            Err(e) => format!("Version information is unavailable: {e}"),
+                        }}
+                    </p>
+                })}
+            </div>
+        </section>
+    }
+}
