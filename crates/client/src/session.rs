@@ -173,15 +173,16 @@ impl Session {
     }
 }
 
-/// Runs a secret-store call on the blocking pool: keychains block (D-Bus, the Keychain), and
-/// some D-Bus bindings refuse to block inside an async runtime.
+/// Runs a secret-store call on the calling thread. Not on the blocking pool, although it
+/// blocks briefly: the kernel keyring lets only a key's possessor read it, and keys written
+/// from one pool thread were unreadable from another (seen in CI). zbus (the Secret Service)
+/// blocks with its own executor here, which is safe inside tokio as long as zbus's `tokio`
+/// feature stays off (checked: nothing in the workspace enables it).
 pub(crate) async fn blocking<T: Send + 'static>(
     secrets: Arc<dyn SecretStore>,
     call: impl FnOnce(&dyn SecretStore) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(move || call(secrets.as_ref()))
-        .await
-        .map_err(|e| ClientError::internal(format!("the keychain call failed: {e}")))?
+    call(secrets.as_ref())
 }
 
 /// Removes a user's tokens from `secrets`.
