@@ -13,6 +13,8 @@ use iotchat_tests::DesktopApp;
 use iotchat_tests::notifications::NotificationServer;
 
 const PASSWORD: &str = "Correct-Horse-9";
+/// How long a notification that should not come is given to come anyway.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// Where the README's screenshots are written.
 fn docs_screenshots() -> PathBuf {
@@ -184,6 +186,33 @@ async fn a_new_user_registers_chats_sees_badges_and_notifications_and_logs_out()
     app.wait_gone("unread-random").await?;
     app.wait_for_window_title("IoT Chat").await?;
     eprintln!("journey: read");
+
+    // A muted room stays silent (its unread count still grows).
+    click(&app, "room-mute").await?;
+    app.wait_for_attr("room-mute", "aria-pressed", "true").await?;
+    click(&app, "sidebar-room-general").await?;
+    bob.message_send(&random, "while muted").await?;
+    app.wait_for_attr("sidebar-room-random", "data-unread", "1").await?;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(notifications.received().len(), 2, "a muted room does not notify");
+
+    // Do not disturb silences everything; turned off, notifications come back.
+    click(&app, "open-settings").await?;
+    click(&app, "setting-dnd").await?;
+    tokio::time::sleep(QUIET).await; // the setting is saved through the shell
+    bob.message_send(&general, "during do not disturb").await?;
+    app.wait_for_attr("sidebar-room-general", "data-unread", "1").await?;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(notifications.received().len(), 2, "do not disturb means no notification");
+    click(&app, "setting-dnd").await?;
+    tokio::time::sleep(QUIET).await;
+    bob.message_send(&general, "after do not disturb").await?;
+    let received = notifications.wait_for(3).await?;
+    assert_eq!(
+        (received[2].summary.as_str(), received[2].body.as_str()),
+        ("bob in General", "after do not disturb"),
+        "with the room off screen, its messages notify again"
+    );
 
     click(&app, "browse-rooms").await?;
     app.testid("rooms-browser").await?;
