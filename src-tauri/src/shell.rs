@@ -168,17 +168,9 @@ impl Shell {
             }
         };
         let label = backend.label();
-        let client = Client::new(ClientConfig {
-            backend,
-            data_dir: self.data_dir.clone(),
-            secrets: Arc::clone(&self.secrets),
-            connect: true,
-            instance: None,
-        })
-        .map_err(error)?;
+        let client = self.start_client(backend)?;
         self.set_backend(BackendInfo { choice, label, problem: None });
         self.remember_profile(client.backend().profile.clone());
-        self.forward_events(&client);
         *slot = Some(client.clone());
         Ok(client)
     }
@@ -232,15 +224,7 @@ impl Shell {
         }
         let backend = resolve(&choice).await.map_err(error)?;
         let label = backend.label();
-        let client = Client::new(ClientConfig {
-            backend,
-            data_dir: self.data_dir.clone(),
-            secrets: Arc::clone(&self.secrets),
-            connect: true,
-            instance: None,
-        })
-        .map_err(error)?;
-        self.forward_events(&client);
+        let client = self.start_client(backend)?;
         let profile = client.backend().profile.clone();
         if let Some(old) = self.client.write().await.replace(client) {
             old.shutdown().await;
@@ -252,6 +236,20 @@ impl Shell {
         }
         self.save()?;
         Ok(info)
+    }
+
+    /// A client core for `backend`, its events forwarded to the window.
+    fn start_client(&self, backend: Backend) -> Result<Client, ErrorBody> {
+        let client = Client::new(ClientConfig {
+            backend,
+            data_dir: self.data_dir.clone(),
+            secrets: Arc::clone(&self.secrets),
+            connect: true,
+            instance: None,
+        })
+        .map_err(error)?;
+        self.forward_events(&client);
+        Ok(client)
     }
 
     /// Forwards every client event to the UI, and drives notifications, the tray and the title.
