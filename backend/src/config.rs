@@ -45,17 +45,34 @@ pub enum TlsMode {
     Off,
 }
 
-/// What a config file may contain; every key optional.
-#[derive(Debug, Default, Deserialize)]
+/// What a config file may contain; every key optional. The same keys are `serve`'s flags (and
+/// `IOTCHAT_*` variables), which override the file.
+#[derive(Debug, Default, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// Where the server keeps its database and keys.
+    #[arg(long, env = "IOTCHAT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The address to listen on (default 127.0.0.1:8787).
+    #[arg(long, env = "IOTCHAT_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// The AWS region the server presents itself as.
+    #[arg(long, env = "IOTCHAT_REGION")]
     pub region: Option<String>,
+    /// How long the temporary AWS credentials it hands out last.
+    #[arg(long, env = "IOTCHAT_CREDENTIALS_TTL_SECS")]
     pub credentials_ttl_secs: Option<u64>,
+    /// auto: plain HTTP on loopback addresses, TLS on any other; on; off (loopback only).
+    #[arg(long, env = "IOTCHAT_TLS", value_enum)]
     pub tls: Option<TlsMode>,
+    /// PEM certificate chain to serve (with --tls-key); default: a self-signed one.
+    #[arg(long, env = "IOTCHAT_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "IOTCHAT_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Host name or address clients use to reach the server (profile URLs, certificate).
+    #[arg(long, env = "IOTCHAT_PUBLIC_HOST")]
     pub public_host: Option<String>,
 }
 

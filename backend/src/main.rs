@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use iotchat_server::config::{Config, DEFAULT_CONFIG, FileConfig, TlsMode, default_data_dir};
+use iotchat_server::config::{Config, DEFAULT_CONFIG, FileConfig, default_data_dir};
 use iotchat_server::profile;
 
 #[derive(Parser)]
@@ -28,26 +28,8 @@ enum Command {
         /// A TOML config file (see `print-config`).
         #[arg(long, env = "IOTCHAT_CONFIG")]
         config: Option<PathBuf>,
-        #[arg(long, env = "IOTCHAT_DATA_DIR")]
-        data_dir: Option<PathBuf>,
-        #[arg(long, env = "IOTCHAT_LISTEN")]
-        listen: Option<std::net::SocketAddr>,
-        #[arg(long, env = "IOTCHAT_REGION")]
-        region: Option<String>,
-        #[arg(long, env = "IOTCHAT_CREDENTIALS_TTL_SECS")]
-        credentials_ttl_secs: Option<u64>,
-        /// auto: plain HTTP on loopback addresses, TLS on any other; on; off (loopback only).
-        #[arg(long, env = "IOTCHAT_TLS", value_enum)]
-        tls: Option<TlsMode>,
-        /// PEM certificate chain to serve (with --tls-key); default: a self-signed one.
-        #[arg(long, env = "IOTCHAT_TLS_CERT")]
-        tls_cert: Option<PathBuf>,
-        /// PEM private key of --tls-cert.
-        #[arg(long, env = "IOTCHAT_TLS_KEY")]
-        tls_key: Option<PathBuf>,
-        /// Host name or address clients use to reach the server (profile URLs, certificate).
-        #[arg(long, env = "IOTCHAT_PUBLIC_HOST")]
-        public_host: Option<String>,
+        #[command(flatten)]
+        overrides: FileConfig,
         /// Log lines as human-readable text or as one JSON object per line.
         #[arg(long, env = "IOTCHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
@@ -79,18 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", profile.to_json_pretty());
             Ok(())
         }
-        Command::Serve {
-            config,
-            data_dir,
-            listen,
-            region,
-            credentials_ttl_secs,
-            tls,
-            tls_cert,
-            tls_key,
-            public_host,
-            log_format,
-        } => {
+        Command::Serve { config, overrides, log_format } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tower_http=warn".into());
             let logs = tracing_subscriber::fmt().with_env_filter(filter);
@@ -101,16 +72,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let file = match config {
                 Some(path) => FileConfig::read(&path)?,
                 None => FileConfig::default(),
-            };
-            let overrides = FileConfig {
-                data_dir,
-                listen,
-                region,
-                credentials_ttl_secs,
-                tls,
-                tls_cert,
-                tls_key,
-                public_host,
             };
             let config = Config::resolve(file, overrides)?;
             tokio::runtime::Runtime::new()?.block_on(serve(config))
