@@ -5,9 +5,11 @@
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("src-tauri sits inside the workspace root");
+    // Read when the script runs, not when it is compiled: cargo reuses a compiled build script
+    // for a checkout at another path (its hash does not include the workspace's location).
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).parent().expect("src-tauri sits inside the workspace root");
     let attributes = tauri_build::Attributes::new()
         .config_path(root.join("tauri.conf.json"))
         .codegen(tauri_build::CodegenContext::new());
