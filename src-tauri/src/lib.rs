@@ -25,6 +25,7 @@ pub fn run() {
         .plugin(tauri_plugin_window_state::Builder::default().build())
         .setup(|app| {
             app.manage(Shell::new(app.handle().clone()));
+            app.manage(tray::UnreadShown::default());
             // Linux trays need a StatusNotifier host; without one the app works on.
             if let Err(e) = tray::build(app.handle()) {
                 tracing::warn!(%e, "no system tray");

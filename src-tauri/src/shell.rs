@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use iotchat_client::protocol::chat::{Event, StoreKind};
-use iotchat_client::protocol::desktop::{BackendChoice, BackendInfo, EVENT_CLIENT, Settings};
+use iotchat_client::protocol::desktop::{
+    BackendChoice, BackendInfo, EVENT_CLIENT, EVENT_RESYNC, Settings,
+};
 use iotchat_client::protocol::{Code, ErrorBody, RoomName};
 use iotchat_client::{
     Backend, Client, ClientConfig, ClientError, LOCAL_SERVER, MemoryStore, SecretStore,
@@ -258,6 +260,8 @@ impl Shell {
         let app = self.app.clone();
         let client = client.clone();
         tauri::async_runtime::spawn(async move {
+            // Events lost to a burst: once the burst is over, the UI fetches its state again.
+            let mut lost = 0u64;
             loop {
                 match events.recv().await {
                     Ok(event) => {
@@ -266,10 +270,16 @@ impl Shell {
                             tracing::warn!(%e, "cannot forward an event to the window");
                         }
                     }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(n, "the window missed events");
-                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => lost += n,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+                if lost > 0 && events.is_empty() {
+                    tracing::info!(lost, "a burst outran the window; it fetches its state again");
+                    lost = 0;
+                    tray::refresh_unread(&app, &client).await;
+                    if let Err(e) = app.emit(EVENT_RESYNC, ()) {
+                        tracing::warn!(%e, "cannot ask the window to fetch its state again");
+                    }
                 }
             }
         });

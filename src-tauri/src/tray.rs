@@ -1,6 +1,8 @@
 //! The system tray and the window title. Linux trays show neither tooltips nor clicks, so the
 //! unread state is in the icon image (a dot) and the title carries the count.
 
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use iotchat_client::Client;
 use iotchat_client::protocol::desktop::Settings;
 use tauri::image::Image;
@@ -64,9 +66,21 @@ pub(crate) fn settings_changed(app: &AppHandle, settings: &Settings) {
 
 /// Shows `total` unread messages in the title and the tray icon.
 pub(crate) fn show_unread(app: &AppHandle, total: u32) {
+    // Bursts (a catch-up) report thousands of totals: change the title and icon only when
+    // what they show changes.
+    let previous = match app.try_state::<UnreadShown>() {
+        Some(shown) => shown.0.swap(total, Ordering::Relaxed),
+        None => NOTHING_SHOWN,
+    };
+    if previous == total {
+        return;
+    }
     if let Some(window) = app.get_webview_window("main") {
         let title = if total == 0 { "IoT Chat".to_owned() } else { format!("IoT Chat ({total})") };
         let _ = window.set_title(&title);
+    }
+    if previous != NOTHING_SHOWN && (previous == 0) == (total == 0) {
+        return; // the icon shows only whether anything is unread
     }
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         let bytes = if total == 0 { ICON } else { ICON_UNREAD };
@@ -76,6 +90,18 @@ pub(crate) fn show_unread(app: &AppHandle, total: u32) {
             }
             Err(e) => tracing::warn!(%e, "tray icon"),
         }
+    }
+}
+
+const NOTHING_SHOWN: u32 = u32::MAX;
+
+/// The unread total the title and the tray icon show now.
+#[derive(Debug)]
+pub(crate) struct UnreadShown(AtomicU32);
+
+impl Default for UnreadShown {
+    fn default() -> Self {
+        Self(AtomicU32::new(NOTHING_SHOWN))
     }
 }
 

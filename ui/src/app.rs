@@ -2,7 +2,9 @@
 //! and the main layout.
 
 use iotchat_protocol::chat::{ConnectionState, Event};
-use iotchat_protocol::desktop::{EVENT_CLIENT, EVENT_OPEN_ROOM, EVENT_SETTINGS, Settings, Theme};
+use iotchat_protocol::desktop::{
+    EVENT_CLIENT, EVENT_OPEN_ROOM, EVENT_RESYNC, EVENT_SETTINGS, Settings, Theme,
+};
 use iotchat_protocol::{ErrorBody, RoomName};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -73,6 +75,7 @@ async fn start(state: AppState) {
                 Err(e) => state.report("An update from the app was lost", &e),
             })
             .await,
+            ipc::listen(EVENT_RESYNC, move |_: Result<(), ErrorBody>| state.resync()).await,
             ipc::listen(EVENT_OPEN_ROOM, move |room: Result<String, ErrorBody>| {
                 open_room_from_shell(state, room)
             })

@@ -161,6 +161,21 @@ impl AppState {
         });
     }
 
+    /// Events were lost on the way from the shell: fetch the rooms, their unread counts and the
+    /// open room's newest messages again.
+    pub(crate) fn resync(self) {
+        if self.account.get_untracked().is_none() {
+            return;
+        }
+        self.refresh_followed();
+        self.rooms_epoch.update(|n| *n += 1);
+        let open = self.timeline.with_untracked(|t| t.as_ref().map(|t| t.room.clone()));
+        if let Some(room) = open {
+            self.timeline.set(Some(Timeline::new(room.clone())));
+            spawn_local(crate::timeline::load_first_page(self, room));
+        }
+    }
+
     /// Fetches the followed rooms again (after a join, leave, mute, or a `followed` event).
     pub(crate) fn refresh_followed(self) {
         spawn_local(self.reload_followed());

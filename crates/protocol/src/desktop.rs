@@ -15,6 +15,10 @@ pub struct AppInfo {
 
 /// The Tauri event every client [`Event`](crate::chat::Event) is forwarded on, as is.
 pub const EVENT_CLIENT: &str = "client://event";
+/// The Tauri event telling the UI that client events were lost on the way (a burst, such as a
+/// catch-up of thousands of messages, outran the window): what it shows must be fetched again.
+/// No payload.
+pub const EVENT_RESYNC: &str = "client://resync";
 /// The Tauri event asking the UI to show a room (a notification was clicked); payload: the
 /// room's name.
 pub const EVENT_OPEN_ROOM: &str = "app://open-room";
