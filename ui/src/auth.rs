@@ -6,6 +6,7 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::field::{FieldError, TextField, error_message};
 use crate::ipc;
 use crate::state::{AppState, use_state};
 
@@ -104,26 +105,19 @@ pub(crate) fn AuthScreen() -> impl IntoView {
     }
 }
 
-/// The error under a field, or under the form when `field` is `Form`.
-fn error_slot(
-    error: RwSignal<Option<FormError>>,
-    field: Field,
-    testid: &'static str,
-) -> impl IntoView {
-    move || {
-        error.get().filter(|e| e.field == field).map(|e| {
-            view! {
-                <p class="field-error" role="alert" id=testid data-testid=testid>
-                    {e.message}
-                </p>
-            }
-        })
-    }
+/// The form's error, shown as `id` next to `field` while it concerns that field.
+fn error_at(error: RwSignal<Option<FormError>>, field: Field, id: &'static str) -> FieldError {
+    FieldError::new(
+        id,
+        Signal::derive(move || {
+            error.with(|e| e.as_ref().filter(|e| e.field == field).map(|e| e.message.clone()))
+        }),
+    )
 }
 
-/// `aria-invalid` and `aria-describedby` for a field while an error concerns it.
-fn invalid(error: RwSignal<Option<FormError>>, field: Field) -> impl Fn() -> Option<&'static str> {
-    move || error.with(|e| e.as_ref().is_some_and(|e| e.field == field).then_some("true"))
+/// The error under the form, when it concerns no single field.
+fn form_error(error: RwSignal<Option<FormError>>, id: &'static str) -> impl IntoView {
+    move || error.get().filter(|e| e.field == Field::Form).map(|e| error_message(id, e.message))
 }
 
 #[component]
@@ -170,37 +164,25 @@ fn LoginForm(
     const ERR: &str = "login-error";
     view! {
         <form class="form" data-testid="login-form" novalidate on:submit=submit>
-            <div class="field">
-                <label for="login-username">"Username"</label>
-                <input
-                    id="login-username"
-                    data-testid="login-username"
-                    type="text"
-                    autocomplete="username"
-                    autocapitalize="off"
-                    spellcheck="false"
-                    prop:value=username
-                    on:input=move |ev| username.set(event_target_value(&ev))
-                    aria-invalid=invalid(error, Field::Username)
-                    aria-describedby=move || invalid(error, Field::Username)().map(|_| ERR)
-                />
-                {error_slot(error, Field::Username, ERR)}
-            </div>
-            <div class="field">
-                <label for="login-password">"Password"</label>
-                <input
-                    id="login-password"
-                    data-testid="login-password"
-                    type="password"
-                    autocomplete="current-password"
-                    prop:value=password
-                    on:input=move |ev| password.set(event_target_value(&ev))
-                    aria-invalid=invalid(error, Field::Password)
-                    aria-describedby=move || invalid(error, Field::Password)().map(|_| ERR)
-                />
-                {error_slot(error, Field::Password, ERR)}
-            </div>
-            {error_slot(error, Field::Form, ERR)}
+            <TextField
+                id="login-username"
+                label="Username"
+                input_type="text"
+                value=username
+                autocomplete="username"
+                autocapitalize="off"
+                spellcheck="false"
+                error=error_at(error, Field::Username, ERR)
+            />
+            <TextField
+                id="login-password"
+                label="Password"
+                input_type="password"
+                value=password
+                autocomplete="current-password"
+                error=error_at(error, Field::Password, ERR)
+            />
+            {form_error(error, ERR)}
             <button
                 class="button primary wide"
                 type="submit"
@@ -286,61 +268,35 @@ fn RegisterForm(
     const ERR: &str = "register-error";
     view! {
         <form class="form" data-testid="register-form" novalidate on:submit=submit>
-            <div class="field">
-                <label for="register-username">"Username"</label>
-                <input
-                    id="register-username"
-                    data-testid="register-username"
-                    type="text"
-                    autocomplete="username"
-                    autocapitalize="off"
-                    spellcheck="false"
-                    prop:value=username
-                    on:input=move |ev| username.set(event_target_value(&ev))
-                    aria-invalid=invalid(error, Field::Username)
-                    aria-describedby=move || invalid(error, Field::Username)().map(|_| ERR)
-                />
-                {error_slot(error, Field::Username, ERR)}
-            </div>
-            <div class="field">
-                <label for="register-email">"Email"</label>
-                <input
-                    id="register-email"
-                    data-testid="register-email"
-                    type="email"
-                    autocomplete="email"
-                    spellcheck="false"
-                    prop:value=email
-                    on:input=move |ev| email.set(event_target_value(&ev))
-                    aria-invalid=invalid(error, Field::Email)
-                    aria-describedby=move || invalid(error, Field::Email)().map(|_| ERR)
-                />
-                {error_slot(error, Field::Email, ERR)}
-            </div>
-            <div class="field">
-                <label for="register-password">"Password"</label>
-                <input
-                    id="register-password"
-                    data-testid="register-password"
-                    type="password"
-                    autocomplete="new-password"
-                    prop:value=password
-                    on:input=move |ev| password.set(event_target_value(&ev))
-                    aria-invalid=invalid(error, Field::Password)
-                    aria-describedby=move || {
-                        if invalid(error, Field::Password)().is_some() {
-                            "register-password-hint register-error"
-                        } else {
-                            "register-password-hint"
-                        }
-                    }
-                />
-                <p class="hint" id="register-password-hint">
-                    "At least 8 characters, with upper and lower case letters, a digit and a symbol."
-                </p>
-                {error_slot(error, Field::Password, ERR)}
-            </div>
-            {error_slot(error, Field::Form, ERR)}
+            <TextField
+                id="register-username"
+                label="Username"
+                input_type="text"
+                value=username
+                autocomplete="username"
+                autocapitalize="off"
+                spellcheck="false"
+                error=error_at(error, Field::Username, ERR)
+            />
+            <TextField
+                id="register-email"
+                label="Email"
+                input_type="email"
+                value=email
+                autocomplete="email"
+                spellcheck="false"
+                error=error_at(error, Field::Email, ERR)
+            />
+            <TextField
+                id="register-password"
+                label="Password"
+                input_type="password"
+                value=password
+                autocomplete="new-password"
+                hint="At least 8 characters, with upper and lower case letters, a digit and a symbol."
+                error=error_at(error, Field::Password, ERR)
+            />
+            {form_error(error, ERR)}
             <button
                 class="button primary wide"
                 type="submit"
@@ -372,7 +328,32 @@ fn choice_kind(choice: &BackendChoice) -> &'static str {
     }
 }
 
+/// The folded chooser's one line: what kind of backend, and which.
+fn backend_summary(backend: Option<&BackendInfo>) -> (&'static str, String) {
+    match backend.map(|b| &b.choice) {
+        None | Some(BackendChoice::Local) => ("Server: ", "This computer".to_owned()),
+        Some(BackendChoice::Server { address, .. }) => {
+            let host = address.split_once("://").map_or(address.as_str(), |(_, rest)| rest);
+            ("Server: ", host.trim_end_matches('/').to_owned())
+        }
+        Some(BackendChoice::Profile { json }) => {
+            ("AWS profile: ", profile_region(json).unwrap_or_else(|| "not readable".to_owned()))
+        }
+    }
+}
+
+/// The region of a profile document, in either of its shapes (ours or the seed's
+/// `config.json`). Read with the browser's JSON parser: `Profile::from_json` would bring a URL
+/// parser into the wasm just for a label; the shell validates the profile anyway.
+fn profile_region(json: &str) -> Option<String> {
+    let document = js_sys::JSON::parse(json).ok()?;
+    ["region", "AwsRegion"]
+        .into_iter()
+        .find_map(|key| js_sys::Reflect::get(&document, &key.into()).ok()?.as_string())
+}
+
 /// Where the account lives: this computer (the default), a server, or an AWS deployment.
+/// Folded to one line until the user asks to change it, so the card stays short.
 #[component]
 fn BackendChooser() -> impl IntoView {
     let state = use_state();
@@ -394,6 +375,10 @@ fn BackendChooser() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let applied = RwSignal::new(false);
+    let expanded = RwSignal::new(false);
+    let summary = Memo::new(move |_| state.backend.with(|b| backend_summary(b.as_ref())));
+    let toggle = NodeRef::<leptos::html::Button>::new();
+    let options = NodeRef::<leptos::html::Div>::new();
 
     let apply = move |_| {
         if busy.get_untracked() {
@@ -426,103 +411,44 @@ fn BackendChooser() -> impl IntoView {
         error.set(None);
         applied.set(false);
         busy.set(true);
-        spawn_local(apply_backend(state, choice, error, busy, applied));
+        spawn_local(async move {
+            if !apply_backend(state, choice, error, busy, applied).await {
+                return;
+            }
+            // Fold again; focus leaves with the options, so it goes back to the toggle.
+            let focused = document().active_element();
+            let had_focus =
+                options.get_untracked().is_some_and(|options| options.contains(focused.as_deref()));
+            expanded.set(false);
+            if had_focus && let Some(toggle) = toggle.get_untracked() {
+                let _ = toggle.focus();
+            }
+        });
     };
 
     view! {
-        <section class="backend" data-testid="backend" aria-labelledby="backend-title">
-            <h2 id="backend-title" class="section-title">"Where your account lives"</h2>
-            <div class="backend-row">
-                <label class="sr-only" for="backend-chooser">"Backend"</label>
-                <select
-                    id="backend-chooser"
-                    data-testid="backend-chooser"
-                    on:change=move |ev| {
-                        kind.set(match event_target_value(&ev).as_str() {
-                            "server" => "server",
-                            "profile" => "profile",
-                            _ => "local",
-                        });
-                        error.set(None);
-                        applied.set(false);
-                    }
-                >
-                    <option value="local" prop:selected=move || kind.get() == "local">
-                        "This computer"
-                    </option>
-                    <option value="server" prop:selected=move || kind.get() == "server">
-                        "A server"
-                    </option>
-                    <option value="profile" prop:selected=move || kind.get() == "profile">
-                        "AWS profile"
-                    </option>
-                </select>
+        <section class="backend" data-testid="backend" aria-label="Where your account lives">
+            <div class="backend-summary">
+                <p class="backend-current" id="backend-summary">
+                    {move || summary.get().0}
+                    <strong data-testid="backend-label">
+                        {move || summary.get().1}
+                    </strong>
+                    {move || applied.get().then(|| view! { <span class="ok">" ✓"</span> })}
+                </p>
                 <button
-                    class="button"
+                    class="button small"
                     type="button"
-                    data-testid="backend-apply"
-                    disabled=move || busy.get()
-                    on:click=apply
+                    data-testid="backend-change"
+                    node_ref=toggle
+                    aria-expanded=move || expanded.get().to_string()
+                    aria-controls=move || expanded.get().then_some("backend-options")
+                    aria-describedby="backend-summary"
+                    on:click=move |_| expanded.update(|open| *open = !*open)
                 >
-                    {move || if busy.get() { "Checking…" } else { "Apply" }}
+                    {move || if expanded.get() { "Close" } else { "Change" }}
                 </button>
             </div>
-            {move || match kind.get() {
-                "server" => view! {
-                    <div class="field">
-                        <label for="backend-address">"Server address"</label>
-                        <input
-                            id="backend-address"
-                            data-testid="backend-address"
-                            type="url"
-                            placeholder="https://chat.example.com"
-                            spellcheck="false"
-                            prop:value=address
-                            on:input=move |ev| address.set(event_target_value(&ev))
-                        />
-                    </div>
-                    <div class="field">
-                        <label for="backend-ca">"CA certificate " <span class="muted">"(optional)"</span></label>
-                        <textarea
-                            id="backend-ca"
-                            data-testid="backend-ca"
-                            class="mono"
-                            rows="3"
-                            spellcheck="false"
-                            placeholder="-----BEGIN CERTIFICATE-----"
-                            prop:value=ca
-                            on:input=move |ev| ca.set(event_target_value(&ev))
-                        ></textarea>
-                        <p class="hint">"Only for a server with a self-signed certificate: paste the PEM its operator gave you."</p>
-                    </div>
-                }
-                .into_any(),
-                "profile" => view! {
-                    <div class="field">
-                        <label for="backend-profile-json">"Profile JSON"</label>
-                        <textarea
-                            id="backend-profile-json"
-                            data-testid="backend-profile-json"
-                            class="mono"
-                            rows="5"
-                            spellcheck="false"
-                            placeholder="{\"region\": \"eu-west-1\", …}"
-                            prop:value=profile
-                            on:input=move |ev| profile.set(event_target_value(&ev))
-                        ></textarea>
-                        <p class="hint">"The JSON the AWS deployment printed (or the seed's config.json)."</p>
-                    </div>
-                }
-                .into_any(),
-                _ => ().into_any(),
-            }}
-            <p class="backend-current">
-                "Using "
-                <strong data-testid="backend-label">
-                    {move || current().map_or_else(|| "this computer".to_owned(), |b| b.label)}
-                </strong>
-                {move || applied.get().then(|| view! { <span class="ok">" ✓"</span> })}
-            </p>
             {move || {
                 current()
                     .and_then(|b| b.problem)
@@ -530,31 +456,121 @@ fn BackendChooser() -> impl IntoView {
                         view! { <p class="field-error" role="alert" data-testid="backend-problem">{problem}</p> }
                     })
             }}
-            {move || {
-                error
-                    .get()
-                    .map(|e| {
-                        view! { <p class="field-error" role="alert" data-testid="backend-error">{e}</p> }
-                    })
-            }}
+            <Show when=move || expanded.get()>
+                <div class="backend-options" id="backend-options" node_ref=options>
+                    <div class="backend-row">
+                        <label class="sr-only" for="backend-chooser">"Backend"</label>
+                        <select
+                            id="backend-chooser"
+                            data-testid="backend-chooser"
+                            on:change=move |ev| {
+                                kind.set(match event_target_value(&ev).as_str() {
+                                    "server" => "server",
+                                    "profile" => "profile",
+                                    _ => "local",
+                                });
+                                error.set(None);
+                                applied.set(false);
+                            }
+                        >
+                            <option value="local" prop:selected=move || kind.get() == "local">
+                                "This computer"
+                            </option>
+                            <option value="server" prop:selected=move || kind.get() == "server">
+                                "A server"
+                            </option>
+                            <option value="profile" prop:selected=move || kind.get() == "profile">
+                                "AWS profile"
+                            </option>
+                        </select>
+                        <button
+                            class="button"
+                            type="button"
+                            data-testid="backend-apply"
+                            disabled=move || busy.get()
+                            on:click=apply
+                        >
+                            {move || if busy.get() { "Checking…" } else { "Apply" }}
+                        </button>
+                    </div>
+                    {move || match kind.get() {
+                        "server" => view! {
+                            <TextField
+                                id="backend-address"
+                                label="Server address"
+                                input_type="url"
+                                value=address
+                                spellcheck="false"
+                                placeholder="https://chat.example.com"
+                            />
+                            <div class="field">
+                                <label for="backend-ca">"CA certificate " <span class="muted">"(optional)"</span></label>
+                                <textarea
+                                    id="backend-ca"
+                                    data-testid="backend-ca"
+                                    class="mono"
+                                    rows="3"
+                                    spellcheck="false"
+                                    placeholder="-----BEGIN CERTIFICATE-----"
+                                    prop:value=ca
+                                    on:input=move |ev| ca.set(event_target_value(&ev))
+                                ></textarea>
+                                <p class="hint">"Only for a server with a self-signed certificate: paste the PEM its operator gave you."</p>
+                            </div>
+                        }
+                        .into_any(),
+                        "profile" => view! {
+                            <div class="field">
+                                <label for="backend-profile-json">"Profile JSON"</label>
+                                <textarea
+                                    id="backend-profile-json"
+                                    data-testid="backend-profile-json"
+                                    class="mono"
+                                    rows="5"
+                                    spellcheck="false"
+                                    placeholder="{\"region\": \"eu-west-1\", …}"
+                                    prop:value=profile
+                                    on:input=move |ev| profile.set(event_target_value(&ev))
+                                ></textarea>
+                                <p class="hint">"The JSON the AWS deployment printed (or the seed's config.json)."</p>
+                            </div>
+                        }
+                        .into_any(),
+                        _ => ().into_any(),
+                    }}
+                    {move || {
+                        error
+                            .get()
+                            .map(|e| {
+                                view! { <p class="field-error" role="alert" data-testid="backend-error">{e}</p> }
+                            })
+                    }}
+                </div>
+            </Show>
         </section>
     }
 }
 
+/// Switches the backend; true when it is in use and has no problem.
 async fn apply_backend(
     state: AppState,
     choice: BackendChoice,
     error: RwSignal<Option<String>>,
     busy: RwSignal<bool>,
     applied: RwSignal<bool>,
-) {
+) -> bool {
     let result: Result<BackendInfo, ErrorBody> = ipc::backend_set(&choice).await;
     busy.set(false);
     match result {
         Ok(info) => {
-            applied.set(info.problem.is_none());
+            let usable = info.problem.is_none();
+            applied.set(usable);
             state.backend.set(Some(info));
+            usable
         }
-        Err(e) => error.set(Some(e.message)),
+        Err(e) => {
+            error.set(Some(e.message));
+            false
+        }
     }
 }

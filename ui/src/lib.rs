@@ -6,6 +6,7 @@
 
 mod app;
 mod auth;
+mod field;
 mod history;
 mod icons;
 mod ipc;

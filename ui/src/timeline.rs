@@ -6,6 +6,9 @@
 //! changed, the scroll position is corrected so that message stays exactly where it was. That
 //! one rule keeps the view still when older pages load above, when the window slides, and when
 //! the estimate was wrong.
+//!
+//! A view at the bottom stays there: after new messages, and after the viewport changes size
+//! (the window is resized, the composer grows).
 
 use iotchat_protocol::chat::{ConnectionState, Delivery, TimelineMessage};
 use iotchat_protocol::{MessageId, RoomName};
@@ -14,6 +17,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos::wasm_bindgen::JsCast;
 use leptos::web_sys::HtmlElement;
+use wasm_bindgen::closure::Closure;
+use web_sys::ResizeObserver;
 
 use crate::history::{Load, PAGE_SIZE, Row, Timeline, delivery_tag};
 use crate::icons::{Icon, Svg};
@@ -94,6 +99,9 @@ struct Window {
     adjusting: StoredValue<bool>,
     /// The message count the window last accounted for.
     seen: StoredValue<usize>,
+    /// The viewport size (client width, height) the last resize was handled at; `None` until
+    /// the resize observer first reports.
+    viewport: StoredValue<Option<(i32, i32)>>,
     /// New messages arrived below while the user read older ones.
     unseen: RwSignal<bool>,
 }
@@ -110,6 +118,21 @@ impl Window {
 
     fn element(self) -> Option<HtmlElement> {
         self.scroller.get_untracked().map(|el| el.unchecked_into::<HtmlElement>())
+    }
+
+    /// The viewport changed size: a view at the bottom stays at the bottom, one the user has
+    /// scrolled up keeps its place.
+    fn on_resize(self) {
+        if self.gone() {
+            return;
+        }
+        let Some(scroller) = self.element() else { return };
+        self.viewport.set_value(Some(viewport_of(&scroller)));
+        if self.stick.get_value() {
+            scroller.set_scroll_top(scroller.scroll_height());
+        }
+        // A taller viewport may need more rows, or the older page.
+        self.check();
     }
 
     /// The first row at least partly on screen, and how far below the viewport's top it is.
@@ -217,6 +240,12 @@ impl Window {
         else {
             return;
         };
+        // A resize can scroll (the browser clamps or anchors) before the observer reports it:
+        // that scroll is not the user leaving the bottom.
+        if self.viewport.get_value().is_some_and(|seen| seen != viewport_of(&scroller)) {
+            self.on_resize();
+            return;
+        }
         let len = self.len();
         let (start, end) = self.range.get_untracked();
         let top = f64::from(scroller.scroll_top());
@@ -306,6 +335,22 @@ impl Window {
     }
 }
 
+fn viewport_of(scroller: &HtmlElement) -> (i32, i32) {
+    (scroller.client_width(), scroller.client_height())
+}
+
+/// Calls [`Window::on_resize`] whenever the scroller changes size, until the view is cleaned up.
+fn observe_resizes(window: Window) {
+    let on_resize = Closure::<dyn FnMut()>::new(move || window.on_resize());
+    // Without ResizeObserver the timeline still works; it just does not re-stick on resize.
+    let Ok(observer) = ResizeObserver::new(on_resize.as_ref().unchecked_ref()) else { return };
+    let observer = StoredValue::new_local((observer, on_resize));
+    window.scroller.on_load(move |scroller| observer.with_value(|(o, _)| o.observe(&scroller)));
+    // Cleanups run before the owner drops its stored values: the observer is disconnected
+    // before the closure it calls is freed.
+    on_cleanup(move || observer.with_value(|(o, _)| o.disconnect()));
+}
+
 /// The scrolling list of messages. `to_bottom` is bumped by the composer after a send.
 #[allow(unreachable_pub)] // see lib.rs
 #[component]
@@ -331,8 +376,10 @@ pub(crate) fn TimelineView(
         stick: StoredValue::new(true),
         adjusting: StoredValue::new(false),
         seen: StoredValue::new(0),
+        viewport: StoredValue::new(None),
         unseen: RwSignal::new(false),
     };
+    observe_resizes(window);
     let unread_from = RwSignal::new(None::<MessageId>);
 
     let len = Memo::new(move |_| tl.with(|t| t.as_ref().map_or(0, Timeline::len)));
