@@ -214,6 +214,17 @@ async fn a_new_user_registers_chats_sees_badges_and_notifications_and_logs_out()
         "with the room off screen, its messages notify again"
     );
 
+    // Without previews, a notification says who wrote where, not what.
+    click(&app, "setting-previews").await?;
+    tokio::time::sleep(QUIET).await;
+    bob.message_send(&general, "a private matter").await?;
+    let received = notifications.wait_for(4).await?;
+    assert_eq!(
+        (received[3].summary.as_str(), received[3].body.as_str()),
+        ("bob in General", "New message"),
+        "previews off keeps the text out of the notification"
+    );
+
     click(&app, "browse-rooms").await?;
     app.testid("rooms-browser").await?;
     shot(&app, "rooms-light").await?;

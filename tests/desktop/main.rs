@@ -2,3 +2,4 @@
 //! WebKitWebDriver in a headless X session with its own D-Bus session bus.
 
 mod journey;
+mod window;

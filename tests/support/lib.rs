@@ -53,6 +53,19 @@ pub fn app_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The benchmarks' baseline, an empty Tauri + Leptos app: `IOTCHAT_BASELINE_BIN`, or the
+/// release build in the target dir (`cargo xtask bench` builds it).
+pub fn baseline_binary() -> Result<PathBuf> {
+    let path = match std::env::var_os("IOTCHAT_BASELINE_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => target_dir()?.join("release").join("iotchat-baseline"),
+    };
+    if !path.is_file() {
+        bail!("the baseline app is not built at {}: run `cargo xtask bench`", path.display());
+    }
+    Ok(path)
+}
+
 /// The `iotchat-server` executable: `IOTCHAT_SERVER_BIN`, or the debug build in the target dir.
 pub fn server_binary() -> Result<PathBuf> {
     let path = match std::env::var_os("IOTCHAT_SERVER_BIN") {
@@ -85,23 +98,234 @@ pub fn cli_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A private headless desktop: an X server (Xvfb), a D-Bus session bus and a throw-away HOME.
+/// Apps opened in it with [`DesktopApp::open`] share them, so a second launch finds the data,
+/// settings and window state the first one left.
+#[derive(Debug)]
+pub struct Desktop {
+    display: String,
+    bus_address: String,
+    // Field order is drop order: the bus, then the X server, then the files.
+    _dbus: Background,
+    _xvfb: Background,
+    home: tempfile::TempDir,
+}
+
+impl Desktop {
+    /// Starts the X server and the bus; `before_app` runs once the bus is up (to own names on
+    /// it, such as a notification server).
+    pub async fn start<F, Fut>(before_app: F) -> Result<std::sync::Arc<Self>>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let home = tempfile::tempdir().context("creating a throw-away HOME")?;
+        let runtime_dir = home.path().join("run");
+        std::fs::create_dir_all(&runtime_dir)?;
+        set_private(&runtime_dir)?;
+        let (xvfb, display) = Background::xvfb().await?;
+        let (dbus, bus_address) = Background::dbus_session().await?;
+        before_app(bus_address.clone()).await?;
+        Ok(std::sync::Arc::new(Self { display, bus_address, _dbus: dbus, _xvfb: xvfb, home }))
+    }
+
+    /// The D-Bus session bus address.
+    pub fn bus_address(&self) -> &str {
+        &self.bus_address
+    }
+
+    /// The throw-away HOME.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// `program`, set up to run on this desktop: its display, bus and HOME.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let home = self.home.path();
+        let mut command = std::process::Command::new(program);
+        command
+            .env("DISPLAY", format!(":{}", self.display))
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus_address)
+            // Without it WebKitGTK can paint an empty window under Xvfb.
+            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("XDG_RUNTIME_DIR", home.join("run"))
+            .env_remove("WAYLAND_DISPLAY");
+        command
+    }
+
+    /// The X windows on this display: id, title and whether it is shown (mapped).
+    pub fn windows(&self) -> Result<Vec<XWindow>> {
+        let out = std::process::Command::new("xwininfo")
+            .args(["-root", "-children", "-display", &format!(":{}", self.display)])
+            .output()
+            .context("xwininfo (x11-utils) lists the windows")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut windows = Vec::new();
+        for line in text.lines() {
+            let line = line.trim_start();
+            let Some((id, rest)) = line.split_once(' ') else { continue };
+            let Some(title) = rest.strip_prefix('"') else { continue };
+            let Some(end) = title.find('"') else { continue };
+            let info = std::process::Command::new("xwininfo")
+                .args(["-id", id, "-display", &format!(":{}", self.display)])
+                .output()
+                .context("xwininfo describes a window")?;
+            let shown = String::from_utf8_lossy(&info.stdout).contains("Map State: IsViewable");
+            windows.push(XWindow { id: id.to_owned(), title: title[..end].to_owned(), shown });
+        }
+        Ok(windows)
+    }
+
+    /// Asks the window `id` to close, as a window manager does when its close button is
+    /// clicked (a `WM_DELETE_WINDOW` message).
+    pub fn close_window(&self, id: &str) -> Result<()> {
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::xproto::{ClientMessageEvent, ConnectionExt as _, EventMask};
+        let window = x_window(id)?;
+        let conn = self.x11()?;
+        let atom = |name: &str| -> Result<u32> {
+            Ok(conn.intern_atom(false, name.as_bytes())?.reply()?.atom)
+        };
+        let (protocols, delete) = (atom("WM_PROTOCOLS")?, atom("WM_DELETE_WINDOW")?);
+        let event = ClientMessageEvent::new(32, window, protocols, [delete, 0, 0, 0, 0]);
+        conn.send_event(false, window, EventMask::NO_EVENT, event)?;
+        conn.flush()?;
+        // A round trip, so the message is on the server before this returns.
+        conn.get_input_focus()?.reply()?;
+        Ok(())
+    }
+
+    /// Moves and resizes the window `id`, as a person does through the window manager.
+    pub fn place_window(&self, id: &str, rect: Rect) -> Result<()> {
+        use x11rb::connection::Connection as _;
+        use x11rb::protocol::xproto::{ConfigureWindowAux, ConnectionExt as _};
+        let conn = self.x11()?;
+        let aux =
+            ConfigureWindowAux::new().x(rect.x).y(rect.y).width(rect.width).height(rect.height);
+        conn.configure_window(x_window(id)?, &aux)?;
+        conn.flush()?;
+        conn.get_input_focus()?.reply()?;
+        Ok(())
+    }
+
+    /// Where the window `id` is and how big it is.
+    pub fn window_rect(&self, id: &str) -> Result<Rect> {
+        use x11rb::protocol::xproto::ConnectionExt as _;
+        let conn = self.x11()?;
+        let g = conn.get_geometry(x_window(id)?)?.reply()?;
+        Ok(Rect {
+            x: i32::from(g.x),
+            y: i32::from(g.y),
+            width: u32::from(g.width),
+            height: u32::from(g.height),
+        })
+    }
+
+    fn x11(&self) -> Result<x11rb::rust_connection::RustConnection> {
+        let (conn, _) = x11rb::connect(Some(&format!(":{}", self.display)))
+            .context("connecting to the X server")?;
+        Ok(conn)
+    }
+
+    /// Waits until a window titled `title` is shown (`true`) or hidden (`false`), and returns
+    /// it.
+    pub async fn wait_for_window(&self, title: &str, shown: bool) -> Result<XWindow> {
+        let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
+        loop {
+            let windows = self.windows()?;
+            if let Some(window) = windows.iter().find(|w| w.title == title && w.shown == shown) {
+                return Ok(window.clone());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let state = if shown { "shown" } else { "hidden" };
+                bail!("no {state} window titled {title:?}; windows: {windows:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The native titles of the X windows on this display (what a window manager shows).
+    pub fn window_titles(&self) -> Result<Vec<String>> {
+        let out = std::process::Command::new("xwininfo")
+            .args(["-root", "-tree", "-display", &format!(":{}", self.display)])
+            .output()
+            .context("xwininfo (x11-utils) lists the windows")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text
+            .lines()
+            .filter_map(|line| {
+                let start = line.find('"')? + 1;
+                let end = start + line[start..].find('"')?;
+                Some(line[start..end].to_owned())
+            })
+            .collect())
+    }
+
+    /// The X id of the first window whose title starts with `prefix`.
+    fn window_id(&self, prefix: &str) -> Result<Option<String>> {
+        let out = std::process::Command::new("xwininfo")
+            .args(["-root", "-tree", "-display", &format!(":{}", self.display)])
+            .output()
+            .context("xwininfo (x11-utils) lists the windows")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text.lines().find_map(|line| {
+            let line = line.trim_start();
+            let (id, rest) = line.split_once(' ')?;
+            let title = rest.strip_prefix('"')?;
+            title.starts_with(prefix).then(|| id.to_owned())
+        }))
+    }
+}
+
+/// A window's place on screen, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Rect {
+    /// Whether `other` is this rectangle give or take `slack` pixels on every side (window
+    /// frames and rounding differ between what is saved and what the X server reports).
+    pub fn near(&self, other: &Rect, slack: u32) -> bool {
+        let slack_i = i64::from(slack);
+        (i64::from(self.x) - i64::from(other.x)).abs() <= slack_i
+            && (i64::from(self.y) - i64::from(other.y)).abs() <= slack_i
+            && self.width.abs_diff(other.width) <= slack
+            && self.height.abs_diff(other.height) <= slack
+    }
+}
+
+fn x_window(id: &str) -> Result<u32> {
+    u32::from_str_radix(id.trim_start_matches("0x"), 16)
+        .with_context(|| format!("{id:?} is not an X window id"))
+}
+
+/// A top-level X window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XWindow {
+    pub id: String,
+    pub title: String,
+    /// Mapped and viewable: on screen, not hidden (to the tray, say).
+    pub shown: bool,
+}
+
 /// The real app window, driven through WebDriver.
 #[derive(Debug)]
 pub struct DesktopApp {
     client: Client,
-    display: String,
-    bus_address: String,
-    // Dropped after the client: the processes the session runs on.
-    _session: HeadlessSession,
-}
-
-#[derive(Debug)]
-struct HeadlessSession {
-    // Field order is drop order: driver (and the app under it) first, the X server last.
-    _driver: Background,
-    _dbus: Background,
-    _xvfb: Background,
-    _home: tempfile::TempDir,
+    app: PathBuf,
+    /// When the session was asked for (which starts the app), in ms since the Unix epoch.
+    opened_at_ms: f64,
+    // Dropped after the client: tauri-driver (and the app under it), then the desktop.
+    driver: Background,
+    desktop: std::sync::Arc<Desktop>,
 }
 
 impl DesktopApp {
@@ -117,40 +341,27 @@ impl DesktopApp {
         F: FnOnce(String) -> Fut,
         Fut: std::future::Future<Output = Result<()>>,
     {
-        let app = app_binary()?;
-        let home = tempfile::tempdir().context("creating a throw-away HOME")?;
-        let runtime_dir = home.path().join("run");
-        std::fs::create_dir_all(&runtime_dir)?;
-        set_private(&runtime_dir)?;
+        let desktop = Desktop::start(before_app).await?;
+        Self::open(desktop, &app_binary()?, env).await
+    }
 
-        let (xvfb, display) = Background::xvfb().await?;
-        let (dbus, bus_address) = Background::dbus_session().await?;
-        before_app(bus_address.clone()).await?;
-
+    /// Starts `app` on `desktop` through tauri-driver, with extra environment, and waits until
+    /// WebDriver is attached to it.
+    pub async fn open(
+        desktop: std::sync::Arc<Desktop>,
+        app: &Path,
+        env: &[(&str, String)],
+    ) -> Result<Self> {
         let port = free_loopback_port()?;
         let native_port = free_loopback_port()?;
-        let mut command = std::process::Command::new("tauri-driver");
+        let mut command = desktop.command("tauri-driver");
         for (key, value) in env {
             command.env(key, value);
         }
-        let driver = Background::spawn(
-            command
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--native-port")
-                .arg(native_port.to_string())
-                .env("DISPLAY", format!(":{display}"))
-                .env("DBUS_SESSION_BUS_ADDRESS", &bus_address)
-                // Without it WebKitGTK can paint an empty window under Xvfb.
-                .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
-                .env("HOME", home.path())
-                .env("XDG_CONFIG_HOME", home.path().join("config"))
-                .env("XDG_DATA_HOME", home.path().join("data"))
-                .env("XDG_CACHE_HOME", home.path().join("cache"))
-                .env("XDG_RUNTIME_DIR", &runtime_dir)
-                .env_remove("WAYLAND_DISPLAY"),
-            "tauri-driver (cargo xtask test installs it)",
-        )?;
+        command.arg("--port").arg(port.to_string());
+        command.arg("--native-port").arg(native_port.to_string());
+        let driver =
+            Background::spawn(&mut command, "tauri-driver (cargo xtask test installs it)")?;
         wait_for_port(port, Duration::from_secs(20)).await.context("tauri-driver did not start")?;
 
         let mut caps = serde_json::Map::new();
@@ -161,19 +372,63 @@ impl DesktopApp {
         );
         // Several rustls crypto back ends are compiled in; pick one (a second call is a no-op).
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let client = ClientBuilder::rustls()
-            .context("setting up the WebDriver client")?
+        let mut builder = ClientBuilder::rustls().context("setting up the WebDriver client")?;
+        let opened_at_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs_f64()
+                * 1000.0;
+        let client = builder
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
-            .context("starting the app through tauri-driver")?;
+            .with_context(|| format!("starting {} through tauri-driver", app.display()))?;
+        Ok(Self { client, app: app.to_owned(), opened_at_ms, driver, desktop })
+    }
 
-        Ok(Self {
-            client,
-            display,
-            bus_address,
-            _session: HeadlessSession { _driver: driver, _dbus: dbus, _xvfb: xvfb, _home: home },
-        })
+    /// When the WebDriver session was asked for, which starts the app (ms since the Unix epoch,
+    /// comparable with the page's `Date.now()`).
+    pub fn opened_at_ms(&self) -> f64 {
+        self.opened_at_ms
+    }
+
+    /// The desktop the app runs on.
+    pub fn desktop(&self) -> &std::sync::Arc<Desktop> {
+        &self.desktop
+    }
+
+    /// The app's process and every process it started (WebKit's web and network processes),
+    /// found through `/proc`.
+    pub fn process_tree(&self) -> Result<Vec<u32>> {
+        let app = std::fs::canonicalize(&self.app)?;
+        let group = self.driver.id();
+        let mut parents = Vec::new();
+        let mut root = None;
+        for entry in std::fs::read_dir("/proc")? {
+            let Ok(pid) = entry?.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            // Fields after the command name, which is in parentheses and may hold spaces.
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else { continue };
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let (Some(ppid), Some(pgid)) = (
+                fields.get(1).and_then(|f| f.parse::<u32>().ok()),
+                fields.get(2).and_then(|f| f.parse::<u32>().ok()),
+            ) else {
+                continue;
+            };
+            parents.push((pid, ppid));
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            if exe.as_deref() == Some(app.as_path()) && pgid == group {
+                root = Some(pid);
+            }
+        }
+        let root = root.with_context(|| format!("no running process of {}", app.display()))?;
+        let mut tree = vec![root];
+        let mut i = 0;
+        while i < tree.len() {
+            let parent = tree[i];
+            tree.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+            i += 1;
+        }
+        Ok(tree)
     }
 
     pub fn client(&self) -> &Client {
@@ -182,24 +437,12 @@ impl DesktopApp {
 
     /// The D-Bus session bus the app is on.
     pub fn bus_address(&self) -> &str {
-        &self.bus_address
+        self.desktop.bus_address()
     }
 
     /// The native titles of the X windows on the app's display (what a window manager shows).
     pub fn window_titles(&self) -> Result<Vec<String>> {
-        let out = std::process::Command::new("xwininfo")
-            .args(["-root", "-tree", "-display", &format!(":{}", self.display)])
-            .output()
-            .context("xwininfo (x11-utils) lists the windows")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text
-            .lines()
-            .filter_map(|line| {
-                let start = line.find('"')? + 1;
-                let end = start + line[start..].find('"')?;
-                Some(line[start..end].to_owned())
-            })
-            .collect())
+        self.desktop.window_titles()
     }
 
     /// Waits until some window's title is `expected`.
@@ -302,8 +545,8 @@ impl DesktopApp {
     pub async fn screenshot_to(&self, dir: &Path, name: &str) -> Result<PathBuf> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(format!("{name}.png"));
-        let window = self.window_id("IoT Chat")?;
-        let display = format!(":{}", self.display);
+        let window = self.desktop.window_id("IoT Chat")?;
+        let display = format!(":{}", self.desktop.display);
         let mut command = tokio::process::Command::new("import");
         command.args(["-display", &display, "-window"]);
         command.arg(window.as_deref().unwrap_or("root")).arg(&path).kill_on_drop(true);
@@ -315,21 +558,6 @@ impl DesktopApp {
             bail!("import failed taking the screenshot {name}: {status}");
         }
         Ok(path)
-    }
-
-    /// The X id of the first window whose title starts with `prefix`.
-    fn window_id(&self, prefix: &str) -> Result<Option<String>> {
-        let out = std::process::Command::new("xwininfo")
-            .args(["-root", "-tree", "-display", &format!(":{}", self.display)])
-            .output()
-            .context("xwininfo (x11-utils) lists the windows")?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        Ok(text.lines().find_map(|line| {
-            let line = line.trim_start();
-            let (id, rest) = line.split_once(' ')?;
-            let title = rest.strip_prefix('"')?;
-            title.starts_with(prefix).then(|| id.to_owned())
-        }))
     }
 
     /// Ends the WebDriver session, which closes the app, then stops the headless session.

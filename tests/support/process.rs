@@ -25,6 +25,11 @@ impl Background {
         Ok(Self { child, name })
     }
 
+    /// The process id, which is also the id of its process group.
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A private X server; returns it and its display number.
     pub(crate) async fn xvfb() -> Result<(Self, String)> {
         let mut command = Command::new("Xvfb");
