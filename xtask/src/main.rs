@@ -19,6 +19,8 @@ commands:
   setup    only install what is missing
   app      build the UI and the release app (what `run` starts), without running it
   icons    regenerate icons/ from icons/icon.svg (uses the Tauri CLI)
+  bench    the desktop benchmark beside an empty Tauri + Leptos app [--runs N]; writes
+           docs/benchmarks/desktop.md
 ";
 
 fn main() {
@@ -34,6 +36,7 @@ fn main() {
             Ok(())
         }),
         Some("icons") => icons(),
+        Some("bench") => bench(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             Ok(())
@@ -67,6 +70,9 @@ fn target_dir() -> Result<PathBuf> {
 /// Builds the UI into a staging directory, then copies into `ui/dist` only what changed: trunk
 /// rewrites every file, and a new modification time alone would make cargo rebuild the app.
 fn build_ui(tools: &setup::Tools) -> Result<()> {
+    // trunk runs offline (it must not fetch tools of its own), so cargo fetches the crates first.
+    step("Fetching the crates the lock file names (cargo fetch)");
+    Cmd::new("cargo").arg("fetch").dir(root()).run()?;
     step("Building the UI (Leptos → wasm, trunk)");
     let staging = target_dir()?.join("ui-dist-staging");
     Cmd::new("trunk")
@@ -207,7 +213,8 @@ fn test() -> Result<()> {
 
     step("Linting the UI for wasm32 (clippy -D warnings)");
     Cmd::new("cargo")
-        .args(["clippy", "--package", "iotchat-ui", "--target", "wasm32-unknown-unknown"])
+        .args(["clippy", "--package", "iotchat-ui", "--package", "iotchat-baseline-ui"])
+        .args(["--target", "wasm32-unknown-unknown"])
         .args(["--", "-D", "warnings"])
         .dir(&root)
         .run()?;
@@ -244,6 +251,47 @@ fn test() -> Result<()> {
 
     step("All checks and tests passed");
     Ok(())
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    let runs = match args {
+        [] => "5".to_owned(),
+        [flag, n] if flag == "--runs" && n.parse::<u8>().is_ok() => n.clone(),
+        _ => bail!("usage: cargo xtask bench [--runs N]"),
+    };
+    let tools = setup::ensure(setup::Purpose::Test)?;
+    let root = root();
+    build_ui(&tools)?;
+    let app = build_app()?;
+
+    step("Building the baseline: an empty Tauri 2 window with an empty Leptos page (release)");
+    Cmd::new("trunk")
+        .args(["build", "--release", "--offline"])
+        .dir(root.join("tests").join("baseline").join("ui"))
+        .path_prepend(&tools.cargo_bin)
+        .run()?;
+    Cmd::new("cargo")
+        .args(["clippy", "--package", "iotchat-baseline", "--", "-D", "warnings"])
+        .dir(&root)
+        .run()?;
+    Cmd::new("cargo")
+        .args(["build", "--release", "--package", "iotchat-baseline"])
+        .dir(&root)
+        .run()?;
+    let baseline = target_dir()?
+        .join("release")
+        .join(format!("iotchat-baseline{}", std::env::consts::EXE_SUFFIX));
+
+    step("Running the desktop benchmark (about 3 minutes)");
+    Cmd::new("cargo")
+        .args(["run", "--package", "iotchat-tests", "--example", "desktop-bench", "--"])
+        .args(["--runs", &runs, "--out"])
+        .arg(root.join("docs").join("benchmarks").join("desktop.md"))
+        .dir(&root)
+        .path_prepend(&tools.cargo_bin)
+        .env("IOTCHAT_APP_BIN", &app)
+        .env("IOTCHAT_BASELINE_BIN", &baseline)
+        .run()
 }
 
 fn icons() -> Result<()> {
