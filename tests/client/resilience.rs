@@ -91,8 +91,15 @@ async fn a_server_restart_mid_burst_loses_and_duplicates_nothing() {
     assert!(counts.values().all(|&n| n == 1), "each message once: {counts:?}");
     // Bob can read the last messages from history before Alice's PUBACK for them arrives.
     let deadline = tokio::time::Instant::now() + crate::support::WAIT;
-    while !alice.client.outbox(None).await.unwrap().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "everything is acknowledged in time");
+    loop {
+        let outbox = alice.client.outbox(None).await.unwrap();
+        if outbox.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "everything is acknowledged in time; still in the outbox: {outbox:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut all = Vec::new();

@@ -40,6 +40,13 @@ impl TestServer {
     }
 
     async fn start_with(credentials_ttl_secs: Option<u64>, tls: bool) -> Self {
+        // IOTCHAT_TEST_LOG=<filter> shows the client core's and the server's logs.
+        if let Ok(filter) = std::env::var("IOTCHAT_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let port = listener.local_addr().expect("address").port();

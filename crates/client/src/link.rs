@@ -321,6 +321,12 @@ impl Link {
         self.online = false;
         // rumqttc would retransmit these itself; the outbox does that, once, in order.
         mqtt.pending.clear();
+        mqtt.state.collision = None;
+        // Events rumqttc read from the dropped connection but has not handed out yet would come
+        // after the next CONNACK: a stale "published as pkid N" would pair the wrong message
+        // with a packet id, and a stale PUBACK could mark a message of the new connection as
+        // delivered. Only messages from others are kept (catch-up would bring them anyway).
+        mqtt.state.events.retain(|event| matches!(event, MqttEvent::Incoming(Packet::Publish(_))));
         self.awaiting_pkid.clear();
         self.by_pkid.clear();
         for id in self.in_flight.drain() {
