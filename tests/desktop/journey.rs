@@ -262,6 +262,9 @@ async fn a_new_user_registers_chats_sees_badges_and_notifications_and_logs_out()
     click(&app, "logout").await?;
     app.testid("auth-screen").await?;
     shot(&app, "login-dark").await?;
+    click(&app, "go-register").await?;
+    app.testid("register-form").await?;
+    shot(&app, "register-dark").await?;
     let deadline = tokio::time::Instant::now() + iotchat_tests::UI_TIMEOUT;
     while !tokens_in_keyring()?.is_empty() {
         // Revoked keys leave /proc/keys when the kernel's collector runs.

@@ -114,7 +114,7 @@ pub(crate) fn Sidebar() -> impl IntoView {
                     data-testid="total-unread"
                     aria-label=move || format!("{} unread in all rooms", total())
                 >
-                    {total}
+                    {move || badge(total())}
                 </span>
             </div>
             <ul class="room-list" aria-labelledby="rooms-heading">
@@ -207,9 +207,15 @@ fn RoomItem(name: RoomName) -> impl IntoView {
                 {move || muted().then(|| view! { <span class="muted-mark"><Svg icon=Icon::BellOff /></span> })}
                 {move || {
                     let n = unread();
-                    (n > 0).then(|| view! { <span class="badge" data-testid=badge_id.clone()>{n}</span> })
+                    (n > 0).then(|| view! { <span class="badge" data-testid=badge_id.clone()>{badge(n)}</span> })
                 }}
             </button>
         </li>
     }
+}
+
+/// A badge stays narrow: past 999 it says "999+" (the exact count is in the label). Counts
+/// after a long absence are lower bounds anyway: catch-up reads a bounded part of history.
+pub(crate) fn badge(n: u32) -> String {
+    if n > 999 { "999+".to_owned() } else { n.to_string() }
 }
