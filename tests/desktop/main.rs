@@ -2,4 +2,5 @@
 //! WebKitWebDriver in a headless X session with its own D-Bus session bus.
 
 mod journey;
+mod tray;
 mod window;

@@ -7,6 +7,7 @@
 
 pub mod notifications;
 mod process;
+pub mod tray;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
