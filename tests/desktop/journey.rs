@@ -28,20 +28,12 @@ async fn shot(app: &DesktopApp, name: &str) -> Result<()> {
 }
 
 async fn type_into(app: &DesktopApp, id: &str, text: &str) -> Result<()> {
-    let field = app.testid(id).await?;
-    app.clear_field(&field).await?;
-    field.send_keys(text).await.with_context(|| format!("typing into {id}"))?;
-    Ok(())
+    app.type_into(id, text).await
 }
 
 async fn click(app: &DesktopApp, id: &str) -> Result<()> {
     eprintln!("journey: click {id}");
-    let element = app.testid(id).await?;
-    tokio::time::timeout(iotchat_tests::UI_TIMEOUT, element.click())
-        .await
-        .with_context(|| format!("clicking {id} did not return"))?
-        .with_context(|| format!("clicking {id}"))?;
-    Ok(())
+    app.click(id).await
 }
 
 async fn set_theme(app: &DesktopApp, theme: &str) -> Result<()> {

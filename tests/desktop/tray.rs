@@ -12,16 +12,6 @@ use iotchat_tests::{DesktopApp, UI_TIMEOUT};
 
 const PASSWORD: &str = "Correct-Horse-9";
 
-async fn type_into(app: &DesktopApp, id: &str, text: &str) -> Result<()> {
-    app.testid(id).await?.send_keys(text).await.with_context(|| format!("typing into {id}"))?;
-    Ok(())
-}
-
-async fn click(app: &DesktopApp, id: &str) -> Result<()> {
-    app.testid(id).await?.click().await.with_context(|| format!("clicking {id}"))?;
-    Ok(())
-}
-
 /// Waits until the checkbox `id` is `checked`.
 async fn wait_checked(app: &DesktopApp, id: &str, checked: bool) -> Result<()> {
     let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
@@ -63,18 +53,18 @@ async fn the_tray_icon_shows_unread_and_its_menu_sets_do_not_disturb_opens_and_q
     assert_eq!(tray.menu_labels(&item).await?, ["Open IoT Chat", "Do not disturb", "Quit"]);
     let idle = tray.icon(&item).await?;
 
-    click(&app, "go-register").await?;
-    type_into(&app, "register-username", "dora").await?;
-    type_into(&app, "register-email", "dora@example.com").await?;
-    type_into(&app, "register-password", PASSWORD).await?;
-    click(&app, "register-submit").await?;
+    app.click("go-register").await?;
+    app.type_into("register-username", "dora").await?;
+    app.type_into("register-email", "dora@example.com").await?;
+    app.type_into("register-password", PASSWORD).await?;
+    app.click("register-submit").await?;
     app.testid("main-screen").await?;
     for name in ["Random", "General"] {
-        click(&app, "browse-rooms").await?;
-        type_into(&app, "new-room-name", name).await?;
-        click(&app, "new-room-submit").await?;
+        app.click("browse-rooms").await?;
+        app.type_into("new-room-name", name).await?;
+        app.click("new-room-submit").await?;
     }
-    click(&app, "sidebar-room-general").await?;
+    app.click("sidebar-room-general").await?;
     assert_eq!(app.wait_for_text("room-title", "General").await?, "General");
 
     // A message in a room that is not on screen: the icon gains its dot.
@@ -95,18 +85,18 @@ async fn the_tray_icon_shows_unread_and_its_menu_sets_do_not_disturb_opens_and_q
     let unread = tray.wait_icon_change(&item, &idle).await?;
 
     // Reading it takes the dot away again.
-    click(&app, "sidebar-room-random").await?;
+    app.click("sidebar-room-random").await?;
     app.wait_gone("unread-random").await?;
     let read = tray.wait_icon_change(&item, &unread).await?;
     assert_eq!(read, idle, "the icon without the dot, as at the start");
 
     // Do not disturb from the tray: the settings screen shows it on.
     tray.click(&item, "Do not disturb").await?;
-    click(&app, "open-settings").await?;
+    app.click("open-settings").await?;
     wait_checked(&app, "setting-dnd", true).await?;
 
     // "Open IoT Chat" brings back a window closed to the tray.
-    click(&app, "setting-close-to-tray").await?;
+    app.click("setting-close-to-tray").await?;
     wait_checked(&app, "setting-close-to-tray", true).await?;
     tokio::time::sleep(Duration::from_millis(500)).await; // saved through the shell
     let desktop = Arc::clone(app.desktop());

@@ -11,16 +11,6 @@ use iotchat_tests::{Desktop, DesktopApp, Rect, UI_TIMEOUT};
 const PASSWORD: &str = "Correct-Horse-9";
 const TITLE: &str = "IoT Chat";
 
-async fn type_into(app: &DesktopApp, id: &str, text: &str) -> Result<()> {
-    app.testid(id).await?.send_keys(text).await.with_context(|| format!("typing into {id}"))?;
-    Ok(())
-}
-
-async fn click(app: &DesktopApp, id: &str) -> Result<()> {
-    app.testid(id).await?.click().await.with_context(|| format!("clicking {id}"))?;
-    Ok(())
-}
-
 /// Waits until the app has no process left.
 async fn wait_exited(app: &DesktopApp) -> Result<()> {
     let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
@@ -70,16 +60,16 @@ async fn the_window_closes_to_the_tray_comes_back_on_a_second_launch_and_keeps_i
     let app = DesktopApp::open(Arc::clone(&desktop), &app_bin, &env).await?;
     app.testid("auth-screen").await?;
     let window = desktop.wait_for_window(TITLE, true).await?;
-    click(&app, "go-register").await?;
-    type_into(&app, "register-username", "carol").await?;
-    type_into(&app, "register-email", "carol@example.com").await?;
-    type_into(&app, "register-password", PASSWORD).await?;
-    click(&app, "register-submit").await?;
+    app.click("go-register").await?;
+    app.type_into("register-username", "carol").await?;
+    app.type_into("register-email", "carol@example.com").await?;
+    app.type_into("register-password", PASSWORD).await?;
+    app.click("register-submit").await?;
     app.testid("main-screen").await?;
 
     // Close to the tray is off by default (many Linux desktops show no tray); turned on,
     // closing the window hides it and the app runs on.
-    click(&app, "open-settings").await?;
+    app.click("open-settings").await?;
     let close_to_tray = app.testid("setting-close-to-tray").await?;
     assert_eq!(close_to_tray.prop("checked").await?.as_deref(), Some("false"), "off by default");
     close_to_tray.click().await?;
@@ -128,7 +118,7 @@ async fn the_window_closes_to_the_tray_comes_back_on_a_second_launch_and_keeps_i
     let window = desktop.wait_for_window(TITLE, true).await?;
     let rect = desktop.window_rect(&window.id)?;
     assert!(rect.near(&placed, 40), "the window came back at {rect:?}, not near {placed:?}");
-    click(&app, "open-settings").await?;
+    app.click("open-settings").await?;
     let close_to_tray = app.client().find(Locator::Css("[data-testid=\"setting-close-to-tray\"]"));
     assert_eq!(close_to_tray.await?.prop("checked").await?.as_deref(), Some("false"));
 

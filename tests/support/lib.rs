@@ -520,6 +520,24 @@ impl DesktopApp {
         }
     }
 
+    /// Clicks the element `id` (waiting for it to appear, and for the click to be done).
+    pub async fn click(&self, id: &str) -> Result<()> {
+        let element = self.testid(id).await?;
+        tokio::time::timeout(UI_TIMEOUT, element.click())
+            .await
+            .with_context(|| format!("clicking {id} did not return"))?
+            .with_context(|| format!("clicking {id}"))?;
+        Ok(())
+    }
+
+    /// Replaces the text of the field `id` with `text`, typed.
+    pub async fn type_into(&self, id: &str, text: &str) -> Result<()> {
+        let field = self.testid(id).await?;
+        self.clear_field(&field).await?;
+        field.send_keys(text).await.with_context(|| format!("typing into {id}"))?;
+        Ok(())
+    }
+
     /// Empties a text field the way a person does (select all, delete), so the page sees the
     /// `input` events that WebDriver's own "clear" does not send.
     pub async fn clear_field(&self, field: &Element) -> Result<()> {
