@@ -7,7 +7,7 @@ async fn the_cli_does_the_whole_journey_in_a_shell_script() {
     let server = TestServer::start().await;
     let cli = iotchat_tests::cli_binary().expect("the iotchat binary");
     let work = tempfile::tempdir().unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("client/cli_journey.sh");
+    let script = iotchat_tests::manifest_dir().join("client").join("cli_journey.sh");
     let output = tokio::process::Command::new("bash")
         .arg(&script)
         .env("IOTCHAT", &cli)

@@ -18,7 +18,7 @@ const QUIET: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// Where the README's screenshots are written.
 fn docs_screenshots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    iotchat_tests::workspace_root().join("docs").join("screenshots")
 }
 
 async fn shot(app: &DesktopApp, name: &str) -> Result<()> {
@@ -47,16 +47,19 @@ async fn set_theme(app: &DesktopApp, theme: &str) -> Result<()> {
 async fn wait_for_message(app: &DesktopApp, text: &str, own: bool, state: &str) -> Result<()> {
     let deadline = tokio::time::Instant::now() + iotchat_tests::UI_TIMEOUT;
     loop {
+        // The timeline re-renders rows (a delivery, the window sliding): an element found a
+        // moment ago can be gone, which is not a failure, only a reason to look again.
         for message in app.client().find_all(Locator::Css("[data-testid=\"message\"]")).await? {
             let body = message.find(Locator::Css("[data-testid=\"message-text\"]")).await.ok();
             let shown = match body {
                 Some(body) => body.text().await.unwrap_or_default(),
                 None => continue,
             };
+            let own_attr = message.attr("data-own").await.ok().flatten();
+            let state_attr = message.attr("data-state").await.ok().flatten();
             if shown == text
-                && message.attr("data-own").await?.as_deref()
-                    == Some(if own { "true" } else { "false" })
-                && message.attr("data-state").await?.as_deref() == Some(state)
+                && own_attr.as_deref() == Some(if own { "true" } else { "false" })
+                && state_attr.as_deref() == Some(state)
             {
                 return Ok(());
             }

@@ -23,7 +23,15 @@ pub const UI_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The workspace root (the directory holding `tauri.conf.json`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace").into()
+    manifest_dir().parent().expect("tests/ sits in the workspace").into()
+}
+
+/// The `tests/` directory of the checkout being tested. Cargo sets `CARGO_MANIFEST_DIR` when it
+/// runs a test; the compiled-in value is a fallback, as a binary cargo reused from another
+/// checkout sharing the target directory would name that checkout.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 /// Cargo's target directory, as seen from the running test binary (`<target>/<profile>/deps/`).

@@ -52,7 +52,12 @@ fn main() {
 
 /// The workspace root.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ sits in the workspace").into()
+    // `cargo run` (the alias behind `cargo xtask`) sets it for this checkout. The compiled-in
+    // value is only a fallback: cargo reuses a build of xtask made from another checkout that
+    // shares the target directory, and that value names the other checkout.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    dir.parent().expect("xtask/ sits in the workspace").into()
 }
 
 /// Cargo's target directory for this workspace (honours `CARGO_TARGET_DIR`).
