@@ -49,7 +49,8 @@ async fn wait_for_message(app: &DesktopApp, text: &str, own: bool, state: &str) 
     loop {
         // The timeline re-renders rows (a delivery, the window sliding): an element found a
         // moment ago can be gone, which is not a failure, only a reason to look again.
-        for message in app.client().find_all(Locator::Css("[data-testid=\"message\"]")).await? {
+        let found = app.client().find_all(Locator::Css("[data-testid=\"message\"]")).await;
+        for message in found.unwrap_or_default() {
             let body = message.find(Locator::Css("[data-testid=\"message-text\"]")).await.ok();
             let shown = match body {
                 Some(body) => body.text().await.unwrap_or_default(),
@@ -115,6 +116,8 @@ async fn a_new_user_registers_chats_sees_badges_and_notifications_and_logs_out()
     app.testid("rooms-browser").await?;
     type_into(&app, "new-room-name", "Random").await?;
     click(&app, "new-room-submit").await?;
+    // A new room opens once it exists, and joins the sidebar.
+    assert_eq!(app.wait_for_text("room-title", "Random").await?, "Random");
     app.testid("sidebar-room-random").await?;
     click(&app, "browse-rooms").await?;
     type_into(&app, "new-room-name", "General").await?;
@@ -123,13 +126,12 @@ async fn a_new_user_registers_chats_sees_badges_and_notifications_and_logs_out()
         "room/public/general"
     );
     click(&app, "new-room-submit").await?;
-    click(&app, "sidebar-room-general").await?;
     assert_eq!(app.wait_for_text("room-title", "General").await?, "General");
+    app.testid("sidebar-room-general").await?;
 
     // Send a message: Enter sends.
-    let composer = app.testid("composer-input").await?;
-    composer.send_keys("Hello from the app").await?;
-    composer.send_keys(&Key::Enter.to_string()).await?;
+    app.type_into("composer-input", "Hello from the app").await?;
+    app.send_keys("composer-input", &Key::Enter.to_string()).await?;
     wait_for_message(&app, "Hello from the app", true, "delivered").await?;
 
     // Someone else, headless, in the same rooms.

@@ -63,6 +63,8 @@ async fn the_tray_icon_shows_unread_and_its_menu_sets_do_not_disturb_opens_and_q
         app.click("browse-rooms").await?;
         app.type_into("new-room-name", name).await?;
         app.click("new-room-submit").await?;
+        // The new room opens once it exists.
+        assert_eq!(app.wait_for_text("room-title", name).await?, name);
     }
     app.click("sidebar-room-general").await?;
     assert_eq!(app.wait_for_text("room-title", "General").await?, "General");

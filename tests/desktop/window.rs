@@ -72,7 +72,7 @@ async fn the_window_closes_to_the_tray_comes_back_on_a_second_launch_and_keeps_i
     app.click("open-settings").await?;
     let close_to_tray = app.testid("setting-close-to-tray").await?;
     assert_eq!(close_to_tray.prop("checked").await?.as_deref(), Some("false"), "off by default");
-    close_to_tray.click().await?;
+    app.click("setting-close-to-tray").await?;
     wait_saved_close_to_tray(app_data.path(), true).await?;
     desktop.close_window(&window.id)?;
     desktop.wait_for_window(TITLE, false).await?;
@@ -92,7 +92,7 @@ async fn the_window_closes_to_the_tray_comes_back_on_a_second_launch_and_keeps_i
     app.testid("settings-screen").await.context("the first app is still the one answering")?;
 
     // Turned off, closing quits.
-    app.testid("setting-close-to-tray").await?.click().await?;
+    app.click("setting-close-to-tray").await?;
     wait_saved_close_to_tray(app_data.path(), false).await?;
 
     // Move and resize the window, then close it: the app quits, remembering where it was.

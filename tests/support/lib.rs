@@ -505,12 +505,23 @@ impl DesktopApp {
 
     /// Waits for the element with `data-testid="<id>"`.
     pub async fn testid(&self, id: &str) -> Result<Element> {
-        self.client
-            .wait()
-            .at_most(UI_TIMEOUT)
-            .for_element(Locator::Css(&format!("[data-testid=\"{id}\"]")))
-            .await
-            .with_context(|| format!("no element with data-testid={id:?} within {UI_TIMEOUT:?}"))
+        let css = format!("[data-testid=\"{id}\"]");
+        let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.client.wait().at_most(left).for_element(Locator::Css(&css)).await {
+                Ok(element) => return Ok(element),
+                // The page re-rendered while the element was being found: find it again.
+                Err(e) if is_stale(&e) && !left.is_zero() => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("no element with data-testid={id:?} within {UI_TIMEOUT:?}")
+                    });
+                }
+            }
+        }
     }
 
     /// Waits until the element `id` shows exactly `expected` and returns the last text seen.
@@ -530,20 +541,56 @@ impl DesktopApp {
 
     /// Clicks the element `id` (waiting for it to appear, and for the click to be done).
     pub async fn click(&self, id: &str) -> Result<()> {
-        let element = self.testid(id).await?;
-        tokio::time::timeout(UI_TIMEOUT, element.click())
-            .await
-            .with_context(|| format!("clicking {id} did not return"))?
-            .with_context(|| format!("clicking {id}"))?;
-        Ok(())
+        let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
+        loop {
+            let element = self.testid(id).await?;
+            let clicked = tokio::time::timeout(UI_TIMEOUT, element.click())
+                .await
+                .with_context(|| format!("clicking {id} did not return"))?;
+            match clicked {
+                Ok(_) => return Ok(()),
+                // Re-rendered between finding and clicking: the new one is what a person sees.
+                Err(e)
+                    if e.is_stale_element_reference() && tokio::time::Instant::now() < deadline => {
+                }
+                Err(e) => return Err(e).with_context(|| format!("clicking {id}")),
+            }
+        }
+    }
+
+    /// Types `keys` into the element `id` as they are (without clearing it first).
+    pub async fn send_keys(&self, id: &str, keys: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
+        loop {
+            match self.testid(id).await?.send_keys(keys).await {
+                Ok(()) => return Ok(()),
+                // Re-rendered between finding and typing: type into the new one.
+                Err(e)
+                    if e.is_stale_element_reference() && tokio::time::Instant::now() < deadline => {
+                }
+                Err(e) => return Err(e).with_context(|| format!("typing into {id}")),
+            }
+        }
     }
 
     /// Replaces the text of the field `id` with `text`, typed.
     pub async fn type_into(&self, id: &str, text: &str) -> Result<()> {
-        let field = self.testid(id).await?;
-        self.clear_field(&field).await?;
-        field.send_keys(text).await.with_context(|| format!("typing into {id}"))?;
-        Ok(())
+        let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
+        loop {
+            let field = self.testid(id).await?;
+            let typed = match self.clear_field(&field).await {
+                Ok(()) => field.send_keys(text).await.map_err(anyhow::Error::from),
+                Err(e) => Err(e),
+            };
+            match typed {
+                Ok(()) => return Ok(()),
+                // Re-rendered while typing: type it all again into the new field.
+                Err(e)
+                    if e.downcast_ref::<fantoccini::error::CmdError>().is_some_and(is_stale)
+                        && tokio::time::Instant::now() < deadline => {}
+                Err(e) => return Err(e).with_context(|| format!("typing into {id}")),
+            }
+        }
     }
 
     /// Empties a text field the way a person does (select all, delete), so the page sees the
@@ -592,6 +639,13 @@ impl DesktopApp {
         self.client.close().await.context("closing the app")?;
         Ok(())
     }
+}
+
+/// The page re-rendered the element a command was about. WebKitWebDriver reports this while
+/// finding an element ("Stale element found when trying to create the node handle") with a
+/// status other than `stale element reference`, so the message is checked too.
+fn is_stale(error: &fantoccini::error::CmdError) -> bool {
+    error.is_stale_element_reference() || error.to_string().contains("Stale element")
 }
 
 fn set_private(dir: &Path) -> Result<()> {

@@ -91,8 +91,9 @@ async fn start(state: AppState) {
         ];
         problems.extend(results.into_iter().filter_map(Result::err));
     }
+    let mark = state.connection_mark();
     match ipc::session_state().await {
-        Ok(session) => state.apply_session(session),
+        Ok(session) => state.apply_session(session, mark),
         Err(e) => {
             state.phase.set(Phase::Failed(e.message));
             return;

@@ -49,6 +49,9 @@ pub(crate) struct AppState {
     /// False until the first answer of `rooms_followed`.
     pub(crate) followed_loaded: RwSignal<bool>,
     pub(crate) total_unread: RwSignal<u32>,
+    /// Connection events received so far: an answer that left the shell before the newest of
+    /// them must not overwrite the state it reported.
+    connection_events: StoredValue<u64>,
     pub(crate) view: RwSignal<View>,
     /// The open room's messages; events for other rooms do not touch it.
     pub(crate) timeline: RwSignal<Option<Timeline>>,
@@ -77,6 +80,7 @@ impl AppState {
             followed: RwSignal::new(Vec::new()),
             followed_loaded: RwSignal::new(false),
             total_unread: RwSignal::new(0),
+            connection_events: StoredValue::new(0),
             view: RwSignal::new(View::Home),
             timeline: RwSignal::new(None),
             rooms_epoch: RwSignal::new(0),
@@ -90,8 +94,14 @@ impl AppState {
     }
 
     /// Takes in what `session_state` answered.
-    pub(crate) fn apply_session(self, session: SessionState) {
-        self.apply_session_details(&session);
+    /// Where the connection events stand; pass it to [`Self::apply_session`] with the answer
+    /// of a `session_state` asked for after taking it.
+    pub(crate) fn connection_mark(self) -> u64 {
+        self.connection_events.get_value()
+    }
+
+    pub(crate) fn apply_session(self, session: SessionState, mark: u64) {
+        self.apply_session_details(&session, mark);
         match session.account {
             Some(account) => self.signed_in(account),
             None => {
@@ -102,10 +112,13 @@ impl AppState {
     }
 
     /// Everything in a `session_state` answer but who is signed in.
-    pub(crate) fn apply_session_details(self, session: &SessionState) {
+    pub(crate) fn apply_session_details(self, session: &SessionState, mark: u64) {
         self.backend.set(Some(session.backend.clone()));
         self.secret_store.set(Some(session.secret_store));
-        self.set_connection(session.connection);
+        // An event that arrived meanwhile is newer than this answer.
+        if self.connection_events.get_value() == mark {
+            self.set_connection(session.connection);
+        }
         self.notice.set(session.notice.clone());
     }
 
@@ -121,9 +134,10 @@ impl AppState {
     pub(crate) fn logged_in(self, account: Account) {
         self.notice.set(None);
         self.signed_in(account);
+        let mark = self.connection_mark();
         spawn_local(async move {
             match ipc::session_state().await {
-                Ok(session) => self.apply_session_details(&session),
+                Ok(session) => self.apply_session_details(&session, mark),
                 Err(e) => self.report("Could not read the session", &e),
             }
         });
@@ -211,7 +225,10 @@ impl AppState {
     /// One event from the client core, forwarded by the shell.
     pub(crate) fn handle_event(self, event: Event) {
         match event {
-            Event::Connection { connection } => self.set_connection(connection),
+            Event::Connection { connection } => {
+                self.connection_events.update_value(|n| *n += 1);
+                self.set_connection(connection);
+            }
             Event::Message { message, missed } => {
                 self.timeline.maybe_update(|timeline| match timeline {
                     Some(t) if t.room == message.room => {
