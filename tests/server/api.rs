@@ -3,7 +3,9 @@
 
 use serde_json::json;
 
-use crate::support::{self, api, send_headers, signed_in};
+use crate::support::{
+    self, Answer, Signing, api, send_headers, send_headers_as, send_raw, signed_in,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_users_record_profiles_and_create_rooms() {
@@ -126,45 +128,148 @@ async fn invalid_input_gets_clear_errors() {
     server.stop().await.unwrap();
 }
 
+/// Asserts that `answer` is API Gateway's refusal: 403, the exception in `x-amzn-ErrorType`,
+/// its words in `message`, and our `code` beside them.
+#[track_caller]
+fn assert_gateway_refusal(answer: &Answer, aws_type: &str, message: &str, what: &str) {
+    assert_eq!(answer.status, 403, "{what}: API Gateway refuses with 403, never 401: {answer:?}");
+    assert_eq!(answer.aws_type.as_deref(), Some(aws_type), "{what}: {answer:?}");
+    let said = answer.body["message"].as_str().unwrap_or_default();
+    assert!(said.starts_with(message), "{what}: API Gateway's words, got {said:?}");
+    assert_eq!(answer.body["code"], "unauthenticated", "{what}: our code stays beside it");
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn unsigned_tampered_and_expired_requests_are_refused() {
+async fn refused_requests_get_api_gateways_403_and_exception() {
     let dir = tempfile::tempdir().unwrap();
     let server = support::start_with(dir.path(), |config| config.credentials_ttl_secs = 4).await;
     let profile = server.profile().clone();
     let dave = signed_in(&profile, "dave").await;
-    let http = support::plain_http();
     let url = format!("{}/chats", profile.api_url);
+    let now = std::time::SystemTime::now();
+    let signed =
+        |signing: Signing<'_>| send_headers_as(&dave.credentials, "GET", &url, "", &signing);
 
-    let unsigned = http.get(&url).send().await.unwrap();
-    assert_eq!(unsigned.status().as_u16(), 401);
-    let body: serde_json::Value = unsigned.json().await.unwrap();
-    assert_eq!(body["code"], "unauthenticated");
+    let unsigned = send_raw(&profile, "GET", &url, &[], "").await;
+    assert_gateway_refusal(
+        &unsigned,
+        "MissingAuthenticationTokenException",
+        "Missing Authentication Token",
+        "unsigned",
+    );
 
     // Signed for one body, sent with another.
     let signed_body = json!({"roomName": "Signed", "type": "public"}).to_string();
     let headers = send_headers(&profile, &dave.credentials, "POST", &url, &signed_body);
-    let mut request =
-        http.post(&url).body(json!({"roomName": "Tampered", "type": "public"}).to_string());
-    for (name, value) in &headers {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.unwrap();
-    assert_eq!(response.status().as_u16(), 401, "a changed body breaks the signature");
+    let tampered_body = json!({"roomName": "Tampered", "type": "public"}).to_string();
+    let tampered = send_raw(&profile, "POST", &url, &headers, &tampered_body).await;
+    assert_gateway_refusal(
+        &tampered,
+        "InvalidSignatureException",
+        "The request signature we calculated does not match the signature you provided.",
+        "a changed body breaks the signature",
+    );
 
     // The right signature with someone else's session token.
-    let mut request = http.post(&url).body(signed_body.clone());
-    for (name, value) in &headers {
-        let value = if name == "x-amz-security-token" { "forged" } else { value.as_str() };
-        request = request.header(name, value);
-    }
-    assert_eq!(request.send().await.unwrap().status().as_u16(), 401);
+    let forged: Vec<(String, String)> = headers
+        .iter()
+        .map(|(name, value)| {
+            let value = if name == "x-amz-security-token" { "forged" } else { value.as_str() };
+            (name.clone(), value.to_owned())
+        })
+        .collect();
+    let answer = send_raw(&profile, "POST", &url, &forged, &signed_body).await;
+    assert_gateway_refusal(
+        &answer,
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+        "a session token that is not the access key's",
+    );
+    let stranger = aws_credential_types::Credentials::new(
+        "ASIANOTISSUEDHERE000",
+        "secret",
+        Some("token".into()),
+        None,
+        "test",
+    );
+    let signing = Signing { region: &profile.region, service: "execute-api", time: now };
+    let headers = send_headers_as(&stranger, "GET", &url, "", &signing);
+    let answer = send_raw(&profile, "GET", &url, &headers, "").await;
+    assert_gateway_refusal(
+        &answer,
+        "UnrecognizedClientException",
+        "The security token included in the request is invalid.",
+        "an access key this server never issued",
+    );
+
+    let stale = now - std::time::Duration::from_secs(6 * 60);
+    let answer =
+        send_raw(&profile, "GET", &url, &signed(Signing { time: stale, ..signing }), "").await;
+    assert_gateway_refusal(
+        &answer,
+        "InvalidSignatureException",
+        "Signature expired: ",
+        "signed six minutes ago: outside API Gateway's five",
+    );
+    let said = answer.body["message"].as_str().unwrap();
+    assert!(said.ends_with(" - 5 min.)"), "names the window as API Gateway does: {said}");
+    let ahead = now + std::time::Duration::from_secs(6 * 60);
+    let answer =
+        send_raw(&profile, "GET", &url, &signed(Signing { time: ahead, ..signing }), "").await;
+    assert_gateway_refusal(
+        &answer,
+        "InvalidSignatureException",
+        "Signature not yet current: ",
+        "dated six minutes ahead",
+    );
+    let recent = now - std::time::Duration::from_secs(4 * 60);
+    let answer =
+        send_raw(&profile, "GET", &url, &signed(Signing { time: recent, ..signing }), "").await;
+    assert_eq!(answer.status, 200, "four minutes of clock skew is within the window: {answer:?}");
+
+    let answer =
+        send_raw(&profile, "GET", &url, &signed(Signing { region: "eu-west-1", ..signing }), "")
+            .await;
+    assert_gateway_refusal(
+        &answer,
+        "InvalidSignatureException",
+        "Credential should be scoped to a valid region.",
+        "another region's scope",
+    );
+    let answer = send_raw(
+        &profile,
+        "GET",
+        &url,
+        &signed(Signing { service: "iotdevicegateway", ..signing }),
+        "",
+    )
+    .await;
+    assert_gateway_refusal(
+        &answer,
+        "InvalidSignatureException",
+        "Credential should be scoped to correct service: 'execute-api'.",
+        "a presigned-MQTT scope on the API",
+    );
+    let bearer = vec![("authorization".to_owned(), "Bearer abc".to_owned())];
+    let answer = send_raw(&profile, "GET", &url, &bearer, "").await;
+    assert_gateway_refusal(
+        &answer,
+        "IncompleteSignatureException",
+        "The request is not signed correctly",
+        "a bearer token instead of a signature",
+    );
 
     let (status, _) = api(&profile, &dave.credentials, "GET", "/chats", None).await;
     assert_eq!(status, 200, "fresh credentials work");
     tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
-    let (status, body) = api(&profile, &dave.credentials, "GET", "/chats", None).await;
-    assert_eq!(status, 401, "expired credentials are refused: {body}");
-    assert!(body["message"].as_str().unwrap().contains("expired"), "{body}");
+    let headers = send_headers(&profile, &dave.credentials, "GET", &url, "");
+    let answer = send_raw(&profile, "GET", &url, &headers, "").await;
+    assert_gateway_refusal(
+        &answer,
+        "ExpiredTokenException",
+        "The security token included in the request is expired",
+        "expired credentials",
+    );
     let no_room =
         api(&profile, &signed_in(&profile, "erin").await.credentials, "GET", "/chats", None).await;
     assert_eq!(no_room.1["rooms"], json!([]), "the tampered request created nothing");

@@ -242,13 +242,34 @@ pub(crate) fn send_headers(
     url: &str,
     body: &str,
 ) -> Vec<(String, String)> {
+    let now = std::time::SystemTime::now();
+    let signing = Signing { region: &profile.region, service: "execute-api", time: now };
+    send_headers_as(credentials, method, url, body, &signing)
+}
+
+/// How a test signs a request, when it signs it differently from the app.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Signing<'a> {
+    pub(crate) region: &'a str,
+    pub(crate) service: &'a str,
+    pub(crate) time: std::time::SystemTime,
+}
+
+/// [`send_headers`] with the scope and time given.
+pub(crate) fn send_headers_as(
+    credentials: &aws_credential_types::Credentials,
+    method: &str,
+    url: &str,
+    body: &str,
+    signing: &Signing<'_>,
+) -> Vec<(String, String)> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     let identity = credentials.clone().into();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)
-        .region(&profile.region)
-        .name("execute-api")
-        .time(std::time::SystemTime::now())
+        .region(signing.region)
+        .name(signing.service)
+        .time(signing.time)
         .settings(SigningSettings::default())
         .build()
         .expect("signing params")
@@ -264,6 +285,37 @@ pub(crate) fn send_headers(
     let (instructions, _) = sign(signable, &params).expect("signs").into_parts();
     headers.extend(instructions.headers().map(|(k, v)| (k.to_owned(), v.to_owned())));
     headers
+}
+
+/// What the server answered to a raw request: status, `x-amzn-ErrorType`, JSON body.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) aws_type: Option<String>,
+    pub(crate) body: serde_json::Value,
+}
+
+/// Sends `method url` with exactly `headers` and `body`.
+pub(crate) async fn send_raw(
+    profile: &Profile,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> Answer {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = http_client(profile).request(method, url).body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let aws_type = response
+        .headers()
+        .get("x-amzn-errortype")
+        .map(|v| v.to_str().expect("an ASCII header").to_owned());
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    Answer { status, aws_type, body }
 }
 
 /// A presigned `ws://…/mqtt` URL as AWS IoT clients build it: SigV4 in the query, service

@@ -7,7 +7,7 @@ mod caller;
 mod handlers;
 
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use iotchat_protocol::api::routes;
@@ -18,13 +18,26 @@ use crate::storage::StoreError;
 
 pub(crate) use caller::Caller;
 
+/// The header API Gateway names its own errors in.
+const AWS_ERROR_TYPE: HeaderName = HeaderName::from_static("x-amzn-errortype");
+
 /// An API error: the body every client understands.
 #[derive(Debug)]
-pub(crate) struct ApiError(pub(crate) ErrorBody);
+pub(crate) struct ApiError {
+    pub(crate) body: ErrorBody,
+    /// API Gateway's `x-amzn-ErrorType`, on the errors the gateway itself produces (a refused
+    /// signature); AWS clients map those by this header, the body's `code` is ours.
+    aws_type: Option<&'static str>,
+}
 
 impl ApiError {
     pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
-        Self(ErrorBody::new(code, message))
+        Self { body: ErrorBody::new(code, message), aws_type: None }
+    }
+
+    /// A refusal as API Gateway's IAM authorizer words it (status 403).
+    pub(crate) fn gateway(aws_type: &'static str, message: impl Into<String>) -> Self {
+        Self { body: ErrorBody::new(Code::Unauthenticated, message), aws_type: Some(aws_type) }
     }
 }
 
@@ -37,9 +50,13 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status())
+        let status = StatusCode::from_u16(self.body.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.0)).into_response()
+        let mut response = (status, Json(self.body)).into_response();
+        if let Some(aws_type) = self.aws_type {
+            response.headers_mut().insert(AWS_ERROR_TYPE, HeaderValue::from_static(aws_type));
+        }
+        response
     }
 }
 

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt as _, StreamExt as _};
 use iotchat_protocol::IdentityId;
+use subtle::ConstantTimeEq as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::Connections;
@@ -52,11 +53,15 @@ async fn verify(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Iden
         .await
         .map_err(|e| format!("storage failed: {e}"))?
         .ok_or("the access key is not one this server issued")?;
+    // Compared in constant time: the token is a bearer secret.
+    let token_matches = claimed.session_token.as_deref().is_some_and(|token| {
+        bool::from(token.as_bytes().ct_eq(credentials.session_token.as_bytes()))
+    });
+    if !token_matches {
+        return Err("the session token does not belong to this access key".into());
+    }
     if credentials.expires_at_ms <= now_ms() {
         return Err("the credentials have expired".into());
-    }
-    if claimed.session_token.as_deref() != Some(credentials.session_token.as_str()) {
-        return Err("the session token does not belong to this access key".into());
     }
     sigv4::verify(&request, &claimed, &credentials.secret_access_key)
         .map_err(|e| format!("the signature does not match: {e}"))?;

@@ -73,6 +73,11 @@ impl Api {
             ClientError::unavailable(format!("Cannot reach the server: {}", error_chain(&e)))
         })?;
         let status = response.status();
+        let aws_type = response
+            .headers()
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let bytes = response.bytes().await.map_err(|e| {
             ClientError::unavailable(format!(
                 "The server's answer was cut off: {}",
@@ -86,20 +91,7 @@ impl Api {
                 ))
             });
         }
-        Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(body) => body.into(),
-            Err(_) => {
-                let code = match status.as_u16() {
-                    401 => Code::Unauthenticated,
-                    403 => Code::Forbidden,
-                    404 => Code::NotFound,
-                    429 => Code::RateLimited,
-                    502..=504 => Code::Unavailable,
-                    _ => Code::Internal,
-                };
-                ClientError::new(code, format!("The server answered {status} to {path_and_query}."))
-            }
-        })
+        Err(refusal(status.as_u16(), aws_type.as_deref(), &bytes, path_and_query))
     }
 
     pub(crate) async fn user_record(&self, c: &AwsCredentials, username: &str) -> Result<User> {
@@ -161,4 +153,109 @@ fn encode(value: &str) -> String {
     const SET: &percent_encoding::AsciiSet =
         &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     percent_encoding::utf8_percent_encode(value, SET).to_string()
+}
+
+/// The error of a refused API call. Our server sends `{code, message}`; API Gateway's own
+/// refusals (a signature it does not accept) send only `{message}` with a 403 and name the
+/// exception in `x-amzn-ErrorType`, which is what decides between "renew the credentials" and
+/// "not allowed".
+fn refusal(status: u16, aws_type: Option<&str>, body: &[u8], path: &str) -> ClientError {
+    if let Ok(body) = serde_json::from_slice::<ErrorBody>(body) {
+        return body.into();
+    }
+    #[derive(serde::Deserialize)]
+    struct GatewayBody {
+        message: String,
+    }
+    let message = serde_json::from_slice::<GatewayBody>(body).ok().map(|b| b.message);
+    // The header may carry a suffix after ':' (the exception's namespace).
+    let aws_type = aws_type.map(|t| t.split(':').next().unwrap_or(t));
+    let said = |fallback: String| message.clone().unwrap_or(fallback);
+    match aws_type {
+        // API Gateway answers this for a path it has no route for, signed or not.
+        Some("MissingAuthenticationTokenException") => ClientError::new(
+            Code::NotFound,
+            format!("The API has no route {path}: check the profile's API address."),
+        ),
+        Some("InvalidSignatureException")
+            if message.as_deref().is_some_and(|m| m.starts_with("Signature expired"))
+                || message.as_deref().is_some_and(|m| m.starts_with("Signature not yet")) =>
+        {
+            ClientError::new(
+                Code::Unauthenticated,
+                "The server refused the request's time: this computer's clock is more than 5 \
+                 minutes off. Set the clock right and try again.",
+            )
+        }
+        Some(
+            "IncompleteSignatureException"
+            | "InvalidSignatureException"
+            | "UnrecognizedClientException"
+            | "ExpiredTokenException",
+        ) => ClientError::new(
+            Code::Unauthenticated,
+            said(format!("The server refused the credentials for {path}.")),
+        ),
+        Some("AccessDeniedException") => ClientError::new(
+            Code::Forbidden,
+            said(format!("These credentials may not call {path}.")),
+        ),
+        Some("ThrottlingException" | "TooManyRequestsException" | "LimitExceededException") => {
+            ClientError::new(Code::RateLimited, said("The server is busy: try again soon.".into()))
+        }
+        _ => {
+            let code = match status {
+                401 => Code::Unauthenticated,
+                403 => Code::Forbidden,
+                404 => Code::NotFound,
+                429 => Code::RateLimited,
+                502..=504 => Code::Unavailable,
+                _ => Code::Internal,
+            };
+            ClientError::new(code, said(format!("The server answered {status} to {path}.")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_servers_body_decides_the_code() {
+        let body = br#"{"code":"unauthenticated","message":"Missing Authentication Token"}"#;
+        let error = refusal(403, Some("MissingAuthenticationTokenException"), body, "/chats");
+        assert_eq!(error.code, Code::Unauthenticated, "our server's code wins over the header");
+    }
+
+    #[test]
+    fn api_gateway_refusals_map_by_their_exception() {
+        let invalid = br#"{"message":"The security token included in the request is invalid."}"#;
+        let error = refusal(403, Some("UnrecognizedClientException"), invalid, "/chats");
+        assert_eq!(error.code, Code::Unauthenticated, "an unknown token means renew: {error:?}");
+        assert!(error.message.contains("security token"), "{error:?}");
+
+        let expired = br#"{"message":"The security token included in the request is expired"}"#;
+        let with_suffix = "ExpiredTokenException:http://internal.amazon.com/coral/com.amazon/";
+        assert_eq!(refusal(403, Some(with_suffix), expired, "/chats").code, Code::Unauthenticated);
+
+        let denied = br#"{"message":"User: arn:aws:sts::1:assumed-role/r is not authorized"}"#;
+        let error = refusal(403, Some("AccessDeniedException"), denied, "/chats");
+        assert_eq!(error.code, Code::Forbidden, "a denied call is not a reason to renew");
+
+        let missing = br#"{"message":"Missing Authentication Token"}"#;
+        let error = refusal(403, Some("MissingAuthenticationTokenException"), missing, "/nope");
+        assert_eq!(error.code, Code::NotFound, "a signed call to no route: {error:?}");
+
+        let skew = br#"{"message":"Signature expired: 20260101T000000Z is now earlier than 20260101T001000Z (20260101T001500Z - 5 min.)"}"#;
+        let error = refusal(403, Some("InvalidSignatureException"), skew, "/chats");
+        assert!(error.message.contains("clock"), "a stale date is the clock's fault: {error:?}");
+    }
+
+    #[test]
+    fn a_bare_status_still_maps() {
+        assert_eq!(refusal(403, None, b"", "/chats").code, Code::Forbidden);
+        assert_eq!(refusal(500, None, b"<html>", "/chats").code, Code::Internal);
+        assert_eq!(refusal(502, None, b"", "/chats").code, Code::Unavailable);
+    }
 }

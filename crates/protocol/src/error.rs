@@ -47,8 +47,10 @@ impl Code {
     pub fn http_status(self) -> u16 {
         match self {
             Code::InvalidInput | Code::InvalidPassword => 400,
-            Code::Unauthenticated | Code::WrongCredentials | Code::SessionExpired => 401,
-            Code::Forbidden => 403,
+            Code::WrongCredentials | Code::SessionExpired => 401,
+            // API Gateway's IAM authorizer refuses a missing or bad signature with 403, never
+            // 401; the AWS SDKs and the seed's client expect that.
+            Code::Unauthenticated | Code::Forbidden => 403,
             Code::NotFound => 404,
             Code::RoomExists | Code::UsernameExists => 409,
             Code::PayloadTooLarge => 413,
@@ -149,7 +151,7 @@ mod tests {
             assert!((400..600).contains(&code.http_status()), "{code:?}");
         }
         assert_eq!(Code::RoomExists.http_status(), 409);
-        assert_eq!(Code::Unauthenticated.http_status(), 401);
+        assert_eq!(Code::Unauthenticated.http_status(), 403, "as API Gateway answers");
         assert_eq!(Code::PayloadTooLarge.http_status(), 413);
     }
 
