@@ -21,6 +21,34 @@ pub struct Config {
     /// The host name (or IP address) clients use to reach the server: it goes into the profile's
     /// URLs and the self-signed certificate.
     pub public_host: String,
+    /// What one client may hold of the server; the defaults suit every deployment, tests
+    /// shrink them.
+    pub limits: Limits,
+}
+
+/// Bounds on connections, so that no client (or crowd of them) can exhaust the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// TLS handshakes in progress at once; one more is closed as soon as it is accepted.
+    pub max_handshakes: usize,
+    /// How long a client may take to finish its TLS handshake.
+    pub handshake_timeout: Duration,
+    /// How long a request's headers may take to arrive, and how long a keep-alive connection
+    /// may sit idle between requests.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 4096,
+            max_handshakes: 256,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(20),
+        }
+    }
 }
 
 /// Whether and how the server speaks TLS.
@@ -128,6 +156,7 @@ impl Config {
                 .context("credentials_ttl_secs")?,
             tls,
             public_host,
+            limits: Limits::default(),
         };
         config.check()?;
         Ok(config)

@@ -11,6 +11,7 @@ mod broker;
 mod cognito;
 pub mod config;
 pub mod profile;
+mod serve;
 pub mod storage;
 mod tls;
 
@@ -97,6 +98,10 @@ pub(crate) struct Inner {
     pub(crate) settings: Settings,
     /// Hash checked when a username is unknown, so that costs what a wrong password costs.
     pub(crate) dummy_hash: String,
+    /// The password hashers, at most one run per core.
+    pub(crate) passwords: auth::password::Passwords,
+    /// Password-guessing limits per username and per address.
+    pub(crate) sign_ins: auth::lockout::SignInGuard,
     pub(crate) profile: Profile,
     pub(crate) broker: broker::Broker,
 }
@@ -124,8 +129,14 @@ fn router(state: AppState) -> Router {
         .nest("/api", api::router(state.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one request: method and path only. The query stays out: a presigned `/mqtt` URL
+/// carries a signature and a session token that would let anyone who reads the log connect.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
 }
 
 async fn jwks(State(state): State<AppState>, Path(pool_id): Path<String>) -> Response {
@@ -172,12 +183,36 @@ impl RunningServer {
     }
 }
 
+/// Creates the data directory readable by this user only, or makes an existing one so: it
+/// holds the token signing keys, the TLS CA key and every issued AWS secret key, and another
+/// user of this machine who could read them could sign in as anyone.
+fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
+                || format!("making {} private to this user (chmod 700)", dir.display()),
+            )?;
+            tracing::warn!(
+                dir = %dir.display(),
+                was = format!("{mode:o}"),
+                "the data directory was readable by others; it is now private to this user"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Opens storage in `config.data_dir`, then serves on `listener` until [`RunningServer::stop`].
 pub async fn start(
     config: &Config,
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
+    private_dir(&config.data_dir)?;
     let store = SqliteStore::open(&config.data_dir)
         .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
@@ -200,7 +235,8 @@ pub async fn start(
     }
     let issuer = format!("https://{}", pool.provider_name());
     let tokens = TokenIssuer::load(store.as_ref(), issuer, pool.client_id.clone()).await?;
-    let dummy_hash = auth::password::hash(uuid::Uuid::new_v4().to_string()).await?;
+    let passwords = auth::password::Passwords::default();
+    let dummy_hash = passwords.hash(uuid::Uuid::new_v4().to_string()).await?;
     let hosts = tls::certificate_hosts(&config.public_host, addr.ip());
     let server_tls = tls::setup(&config.tls, store.as_ref(), &pool.user_pool_id, &hosts).await?;
     let public = PublicAddress {
@@ -218,26 +254,15 @@ pub async fn start(
         pool,
         settings: Settings { credentials_ttl: config.credentials_ttl() },
         dummy_hash,
+        passwords,
+        sign_ins: auth::lockout::SignInGuard::default(),
         profile: profile.clone(),
         broker,
     }));
     let (shutdown, shutdown_rx) = oneshot::channel();
     let app = router(state);
-    let stopped = async move {
-        let _ = shutdown_rx.await;
-    };
-    let task =
-        match server_tls {
-            None => tokio::spawn(async move {
-                axum::serve(listener, app).with_graceful_shutdown(stopped).await
-            }),
-            Some(server_tls) => {
-                let listener = tls::TlsListener::new(listener, server_tls.config)?;
-                tokio::spawn(async move {
-                    axum::serve(listener, app).with_graceful_shutdown(stopped).await
-                })
-            }
-        };
+    let tls = server_tls.map(|t| t.config);
+    let task = tokio::spawn(serve::serve(listener, tls, app, config.limits.clone(), shutdown_rx));
     tracing::info!(%addr, tls = public.tls, "serving");
     Ok(RunningServer { addr, profile, shutdown, task })
 }

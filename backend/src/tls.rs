@@ -5,13 +5,11 @@
 //! every start signs a fresh certificate for the public host name with it. The CA certificate
 //! goes into the profile; clients trust exactly it, for this server only.
 //!
-//! [`TlsListener`] plugs TLS into `axum::serve`: handshakes run in their own tasks (with a
-//! timeout), so a slow or silent client never holds up the next one.
+//! The handshakes themselves run in `serve.rs`, each in its own task with a timeout.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use rcgen::{
@@ -21,19 +19,12 @@ use rcgen::{
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
 use crate::config::Tls;
 use crate::storage::Store;
 
 /// Name of the stored certificate authority.
 const CA_SECRET: &str = "tls-ca";
-
-/// How long a client may take to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server side of TLS: what rustls serves, and the CA certificate for the profile when the
 /// certificate is self-signed.
@@ -172,71 +163,4 @@ pub(crate) fn certificate_hosts(public_host: &str, listen: IpAddr) -> Vec<String
         add(local.to_owned());
     }
     hosts
-}
-
-/// A listener that yields connections whose TLS handshake has completed.
-#[derive(Debug)]
-pub(crate) struct TlsListener {
-    local_addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    acceptor_task: tokio::task::JoinHandle<()>,
-}
-
-impl TlsListener {
-    pub(crate) fn new(
-        listener: TcpListener,
-        config: Arc<rustls::ServerConfig>,
-    ) -> std::io::Result<Self> {
-        let local_addr = listener.local_addr()?;
-        let acceptor = TlsAcceptor::from(config);
-        let (done, ready) = mpsc::channel(64);
-        let acceptor_task = tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        // Out of file descriptors and the like: wait instead of spinning.
-                        tracing::warn!(%error, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let done = done.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let _ = done.send((stream, peer)).await;
-                        }
-                        Ok(Err(error)) => tracing::info!(%peer, %error, "TLS handshake failed"),
-                        Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self { local_addr, ready, acceptor_task })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.acceptor_task.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(ready) => ready,
-            // The acceptor task only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
 }

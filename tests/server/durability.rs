@@ -1,54 +1,13 @@
 //! The server as a process: killed with SIGKILL during a burst of publishes, restarted on the
 //! same data directory. Every message the broker acknowledged must be in history, once.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use rumqttc::{Event, Packet, QoS};
 use serde_json::json;
 
 use crate::mqtt::connect;
-use crate::support::{api, signed_in};
-use iotchat_server::profile::Profile;
-
-struct ServerProcess {
-    child: Child,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    listener.local_addr().expect("bound address").port()
-}
-
-/// Starts `iotchat-server serve` and waits until it answers `/profile.json`.
-async fn spawn(dir: &std::path::Path, port: u16) -> (ServerProcess, Profile) {
-    let child = Command::new(iotchat_tests::server_binary().expect("the server is built"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("iotchat-server starts");
-    let process = ServerProcess { child };
-    let url = format!("http://127.0.0.1:{port}/profile.json");
-    for _ in 0..200 {
-        if let Ok(response) = crate::support::plain_http().get(&url).send().await
-            && let Ok(profile) = response.json::<Profile>().await
-        {
-            return (process, profile);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("iotchat-server did not answer on port {port} within 10 s");
-}
+use crate::support::{api, free_port, signed_in, spawn};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_during_a_burst_loses_no_acknowledged_message() {

@@ -4,7 +4,9 @@
 mod api;
 mod cognito;
 mod durability;
+mod limits;
 mod mqtt;
 mod peers;
+mod secrets;
 mod support;
 mod tls;

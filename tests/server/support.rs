@@ -359,3 +359,54 @@ pub(crate) fn presigned_mqtt_url_at(
     instructions.apply_to_request_http1x(&mut request);
     request.uri().to_string()
 }
+
+/// `iotchat-server serve` as a process of its own, killed when dropped.
+pub(crate) struct ServerProcess {
+    pub(crate) child: std::process::Child,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    listener.local_addr().expect("bound address").port()
+}
+
+/// Starts `iotchat-server serve` and waits until it answers `/profile.json`.
+pub(crate) async fn spawn(dir: &Path, port: u16) -> (ServerProcess, Profile) {
+    spawn_logging(dir, port, "warn", std::process::Stdio::null()).await
+}
+
+/// [`spawn`] with `RUST_LOG=rust_log` and its log (stdout) going to `log`.
+pub(crate) async fn spawn_logging(
+    dir: &Path,
+    port: u16,
+    rust_log: &str,
+    log: std::process::Stdio,
+) -> (ServerProcess, Profile) {
+    let child =
+        std::process::Command::new(iotchat_tests::server_binary().expect("the server is built"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(dir)
+            .env("RUST_LOG", rust_log)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .spawn()
+            .expect("iotchat-server starts");
+    let process = ServerProcess { child };
+    let url = format!("http://127.0.0.1:{port}/profile.json");
+    for _ in 0..200 {
+        if let Ok(response) = plain_http().get(&url).send().await
+            && let Ok(profile) = response.json::<Profile>().await
+        {
+            return (process, profile);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("iotchat-server did not answer on port {port} within 10 s");
+}

@@ -6,7 +6,9 @@ mod identity;
 mod user_pool;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -35,6 +37,17 @@ impl CognitoError {
 
     pub(crate) fn not_authorized(message: impl Into<String>) -> Self {
         Self::new("NotAuthorizedException", message)
+    }
+
+    /// A password could not be checked because the hashers stayed busy, or failed.
+    pub(crate) fn password(error: crate::auth::password::PasswordError) -> Self {
+        match error {
+            crate::auth::password::PasswordError::Busy => Self::new(
+                "TooManyRequestsException",
+                "The server is busy checking other sign-ins. Try again in a few seconds.",
+            ),
+            crate::auth::password::PasswordError::Failed(error) => Self::internal(error),
+        }
     }
 
     pub(crate) fn internal(error: impl std::fmt::Display) -> Self {
@@ -78,12 +91,13 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, CognitoError>
 /// `POST /`: dispatches on `X-Amz-Target`.
 pub(crate) async fn dispatch(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let result = if let Some(op) = target.strip_prefix(USER_POOL_PREFIX) {
-        user_pool::call(&state, op, &body).await
+        user_pool::call(&state, peer, op, &body).await
     } else if let Some(op) = target.strip_prefix(IDENTITY_PREFIX) {
         identity::call(&state, op, &body).await
     } else if target.is_empty() {
@@ -98,7 +112,12 @@ pub(crate) async fn dispatch(
             response
         }
         Err(error) => {
-            tracing::info!(op = target, exception = error.name, message = %error.message, "refused");
+            // A malformed body's message quotes the offending value, which may be a password.
+            if error.name == "SerializationException" {
+                tracing::info!(op = target, exception = error.name, "refused");
+            } else {
+                tracing::info!(op = target, exception = error.name, message = %error.message, "refused");
+            }
             error.into_response()
         }
     }

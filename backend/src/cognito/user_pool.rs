@@ -3,6 +3,8 @@
 //! GlobalSignOut.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,7 +15,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{CognitoError, CognitoResult, parse, unknown};
-use crate::auth::password;
+use crate::auth::lockout::Refusal;
 use crate::auth::tokens::{AccessClaims, TOKEN_TTL, TokenError};
 use crate::storage::{SessionRecord, StoreError, UserRecord};
 use crate::{AppState, now_ms};
@@ -21,11 +23,16 @@ use crate::{AppState, now_ms};
 /// How long a refresh token lives (Cognito's default, 30 days).
 const REFRESH_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
 
-pub(super) async fn call(state: &AppState, op: &str, body: &[u8]) -> CognitoResult {
+pub(super) async fn call(
+    state: &AppState,
+    peer: SocketAddr,
+    op: &str,
+    body: &[u8],
+) -> CognitoResult {
     match op {
         "SignUp" => sign_up(state, parse(body)?).await,
         "ConfirmSignUp" => confirm_sign_up(state, parse(body)?).await,
-        "InitiateAuth" => initiate_auth(state, parse(body)?).await,
+        "InitiateAuth" => initiate_auth(state, peer, parse(body)?).await,
         "GetUser" => get_user(state, parse(body)?).await,
         "GlobalSignOut" => global_sign_out(state, parse(body)?).await,
         _ => Err(unknown(&format!("AWSCognitoIdentityProviderService.{op}"))),
@@ -91,7 +98,7 @@ async fn sign_up(state: &AppState, req: SignUp) -> CognitoResult {
         return Err(CognitoError::new("UsernameExistsException", "User already exists"));
     }
     let sub = uuid::Uuid::new_v4().to_string();
-    let password_hash = password::hash(req.password).await.map_err(CognitoError::internal)?;
+    let password_hash = state.passwords.hash(req.password).await.map_err(CognitoError::password)?;
     let user = UserRecord {
         sub: sub.clone(),
         username: req.username,
@@ -154,10 +161,10 @@ fn refresh_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-async fn initiate_auth(state: &AppState, req: InitiateAuth) -> CognitoResult {
+async fn initiate_auth(state: &AppState, peer: SocketAddr, req: InitiateAuth) -> CognitoResult {
     check_client(state, &req.client_id)?;
     match req.auth_flow.as_str() {
-        "USER_PASSWORD_AUTH" => password_auth(state, &req.auth_parameters).await,
+        "USER_PASSWORD_AUTH" => password_auth(state, peer, &req.auth_parameters).await,
         "REFRESH_TOKEN_AUTH" | "REFRESH_TOKEN" => refresh_auth(state, &req.auth_parameters).await,
         other => Err(CognitoError::invalid_parameter(format!(
             "Initiate Auth method not supported: {other}. This server supports USER_PASSWORD_AUTH \
@@ -166,17 +173,54 @@ async fn initiate_auth(state: &AppState, req: InitiateAuth) -> CognitoResult {
     }
 }
 
-async fn password_auth(state: &AppState, params: &HashMap<String, String>) -> CognitoResult {
+async fn password_auth(
+    state: &AppState,
+    peer: SocketAddr,
+    params: &HashMap<String, String>,
+) -> CognitoResult {
     let username = param(params, "USERNAME")?;
     let given = param(params, "PASSWORD")?.to_owned();
-    let user = state.store.user_by_username(username).await?;
+    let attempt = state.sign_ins.begin(username, peer.ip(), Instant::now()).map_err(|refusal| {
+        match refusal {
+            // Cognito's words and exception for a locked-out user.
+            Refusal::UserLocked { retry_after } => {
+                tracing::info!(retry_after_s = retry_after.as_secs(), "sign-in locked out");
+                CognitoError::not_authorized("Password attempts exceeded")
+            }
+            Refusal::AddressLimited { retry_after } => {
+                tracing::warn!(%peer, "too many failed sign-ins from one address");
+                CognitoError::new(
+                    "TooManyRequestsException",
+                    format!(
+                        "Too many failed sign-ins from this address. Try again in {} s.",
+                        retry_after.as_secs().max(1)
+                    ),
+                )
+            }
+        }
+    })?;
+    let user = match state.store.user_by_username(username).await {
+        Ok(user) => user,
+        Err(error) => {
+            state.sign_ins.abandoned(attempt, Instant::now());
+            return Err(error.into());
+        }
+    };
     let hash =
         user.as_ref().map_or(state.dummy_hash.as_str(), |u| u.password_hash.as_str()).to_owned();
-    let matches = password::verify(given, hash).await.map_err(CognitoError::internal)?;
+    let matches = match state.passwords.verify(given, hash).await {
+        Ok(matches) => matches,
+        Err(error) => {
+            state.sign_ins.abandoned(attempt, Instant::now());
+            return Err(CognitoError::password(error));
+        }
+    };
     let user = match user {
         Some(user) if matches => user,
+        // The attempt stays counted as a failure.
         _ => return Err(CognitoError::not_authorized("Incorrect username or password.")),
     };
+    state.sign_ins.succeeded(attempt, Instant::now());
     if !user.confirmed {
         return Err(CognitoError::new("UserNotConfirmedException", "User is not confirmed."));
     }

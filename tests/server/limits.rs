@@ -1,0 +1,221 @@
+//! What one client (or a crowd of them) may take of the server: password guesses, connections,
+//! slow or silent peers. Each limit is exercised against the real server on loopback.
+
+use std::time::Duration;
+
+use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata as _;
+use aws_sdk_cognitoidentityprovider::operation::initiate_auth::InitiateAuthError;
+use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
+use iotchat_server::config::Limits;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::support::{self, PASSWORD, idp_client, sign_up};
+
+async fn initiate(
+    profile: &iotchat_server::profile::Profile,
+    username: &str,
+    password: &str,
+) -> Result<(), InitiateAuthError> {
+    idp_client(profile)
+        .initiate_auth()
+        .client_id(&profile.user_pool_client_id)
+        .auth_flow(AuthFlowType::UserPasswordAuth)
+        .auth_parameters("USERNAME", username)
+        .auth_parameters("PASSWORD", password)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| e.into_service_error())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn password_guessing_locks_a_username_out_as_cognito_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    sign_up(&idp_client(&profile), &profile, "alice").await;
+
+    for username in ["alice", "no-such-user"] {
+        for n in 1..=5 {
+            let err = initiate(&profile, username, "Wrong-Password-1").await.unwrap_err();
+            assert!(err.is_not_authorized_exception(), "{username} guess {n}: {err:?}");
+            assert_eq!(err.message(), Some("Incorrect username or password."), "guess {n}");
+        }
+        let err = initiate(&profile, username, PASSWORD).await.unwrap_err();
+        assert!(err.is_not_authorized_exception(), "{username}: {err:?}");
+        assert_eq!(
+            err.message(),
+            Some("Password attempts exceeded"),
+            "{username}: after five wrong passwords even the right one waits, and an unknown \
+             name is locked like a real one (no enumeration)"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    initiate(&profile, "alice", PASSWORD).await.expect("the first lockout lasts one second");
+    for n in 1..=5 {
+        let err = initiate(&profile, "alice", "Wrong-Password-1").await.unwrap_err();
+        assert_eq!(err.message(), Some("Incorrect username or password."), "count reset: {n}");
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_address_cannot_spray_a_password_across_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    sign_up(&idp_client(&profile), &profile, "bob").await;
+
+    // One guess each at many accounts: no username reaches its lockout.
+    let mut guesses = tokio::task::JoinSet::new();
+    for n in 0..iotchat_server::auth::lockout::ADDRESS_BURST {
+        let profile = profile.clone();
+        guesses.spawn(async move { initiate(&profile, &format!("user{n}"), "Summer-2026!").await });
+    }
+    while let Some(result) = guesses.join_next().await {
+        let err = result.unwrap().unwrap_err();
+        assert!(err.is_not_authorized_exception(), "within the address's burst: {err:?}");
+    }
+    let err = initiate(&profile, "bob", PASSWORD).await.unwrap_err();
+    assert!(
+        err.is_too_many_requests_exception(),
+        "the address has failed too often, whatever it tries next: {err:?}"
+    );
+    assert!(err.message().unwrap_or_default().contains("Try again in"), "{err:?}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_correct_sign_ins_from_one_address_are_never_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    sign_up(&idp_client(&profile), &profile, "carol").await;
+    for n in 0..2 * iotchat_server::auth::lockout::ADDRESS_BURST {
+        initiate(&profile, "carol", PASSWORD)
+            .await
+            .unwrap_or_else(|e| panic!("sign-in {n}: {e:?}"));
+    }
+    server.stop().await.unwrap();
+}
+
+/// Reads until the server closes the connection; `None` if it is still open after `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(within, stream.read_to_end(&mut seen)).await;
+    match read {
+        Ok(_) => Some(seen),
+        Err(_) => None,
+    }
+}
+
+fn small_limits() -> Limits {
+    Limits {
+        max_connections: 3,
+        max_handshakes: 2,
+        handshake_timeout: Duration::from_secs(1),
+        header_read_timeout: Duration::from_secs(1),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_headers_and_idle_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start_with(dir.path(), |c| c.limits = small_limits()).await;
+    let addr = server.addr();
+
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /profile.json HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let dripping = async {
+        // A header byte every half second would keep it open for ever without a deadline.
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if slow.write_all(b"X").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), dripping).await;
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(3)).await.is_some(),
+        "headers that never finish must not hold a connection"
+    );
+
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /profile.json HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let answered = closed_within(&mut idle, Duration::from_secs(5)).await;
+    let answered =
+        String::from_utf8_lossy(&answered.expect("an idle keep-alive is closed")).into_owned();
+    assert!(answered.starts_with("HTTP/1.1 200"), "the request was served first: {answered}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_limit_are_closed_at_once_and_the_rest_still_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut limits = small_limits();
+    limits.header_read_timeout = Duration::from_secs(30);
+    let server = support::start_with(dir.path(), |c| c.limits = limits).await;
+    let addr = server.addr();
+
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let mut extra = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(3)).await.is_some(),
+        "a fourth connection is closed while three are held"
+    );
+    drop(held.pop());
+    let http = support::plain_http();
+    let url = format!("http://{addr}/profile.json");
+    let mut served = false;
+    for _ in 0..40 {
+        if let Ok(response) = http.get(&url).send().await
+            && response.status() == 200
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "a freed place serves the next client");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_tls_handshakes_are_bounded_in_number_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start_with(dir.path(), |c| {
+        c.tls = iotchat_server::config::Tls::SelfSigned;
+        c.limits = small_limits();
+        c.limits.max_connections = 100;
+    })
+    .await;
+    let addr = server.addr();
+
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(&mut third, Duration::from_millis(800)).await.is_some(),
+        "a third handshake waits for nobody while two are pending"
+    );
+    for stream in &mut silent {
+        assert!(
+            closed_within(stream, Duration::from_secs(3)).await.is_some(),
+            "a handshake that never starts is dropped after the timeout"
+        );
+    }
+    let profile = server.profile().clone();
+    let http = support::http_client(&profile);
+    let url = format!("{}/profile.json", profile.api_url.trim_end_matches("/api"));
+    let status = http.get(url).send().await.map(|r| r.status().as_u16());
+    assert!(matches!(status, Ok(200)), "TLS clients are served again: {status:?}");
+    server.stop().await.unwrap();
+}
