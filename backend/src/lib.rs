@@ -160,6 +160,7 @@ async fn not_found() -> Response {
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    broker: SocketAddr,
     profile: Profile,
     shutdown: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -168,6 +169,12 @@ pub struct RunningServer {
 impl RunningServer {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The broker's internal listener on loopback, which only the `/mqtt` bridge should use:
+    /// tests attack it directly.
+    pub fn internal_broker_addr(&self) -> SocketAddr {
+        self.broker
     }
 
     /// The client profile for this server.
@@ -248,6 +255,7 @@ pub async fn start(
     profile::write(&profile, &config.data_dir)?;
 
     let broker = broker::Broker::start(Arc::clone(&store)).await?;
+    let broker_addr = broker.addr();
     let state = AppState(Arc::new(Inner {
         store,
         tokens,
@@ -264,5 +272,5 @@ pub async fn start(
     let tls = server_tls.map(|t| t.config);
     let task = tokio::spawn(serve::serve(listener, tls, app, config.limits.clone(), shutdown_rx));
     tracing::info!(%addr, tls = public.tls, "serving");
-    Ok(RunningServer { addr, profile, shutdown, task })
+    Ok(RunningServer { addr, broker: broker_addr, profile, shutdown, task })
 }

@@ -7,6 +7,7 @@ mod durability;
 mod limits;
 mod mqtt;
 mod peers;
+mod policy;
 mod secrets;
 mod support;
 mod tls;

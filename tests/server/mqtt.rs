@@ -46,7 +46,9 @@ pub(crate) async fn connect_with(
     (client, events)
 }
 
-async fn next_packet(events: &mut EventLoop) -> Result<Packet, rumqttc::ConnectionError> {
+pub(crate) async fn next_packet(
+    events: &mut EventLoop,
+) -> Result<Packet, rumqttc::ConnectionError> {
     loop {
         if let Event::Incoming(packet) = events.poll().await? {
             return Ok(packet);
@@ -56,7 +58,9 @@ async fn next_packet(events: &mut EventLoop) -> Result<Packet, rumqttc::Connecti
 
 /// Waits for the broker's answer to a QoS 1 publish: `Ok` for a PUBACK, `Err` if the
 /// connection was closed instead.
-async fn puback_or_disconnect(events: &mut EventLoop) -> Result<(), rumqttc::ConnectionError> {
+pub(crate) async fn puback_or_disconnect(
+    events: &mut EventLoop,
+) -> Result<(), rumqttc::ConnectionError> {
     let answer = async {
         loop {
             match events.poll().await {

@@ -9,12 +9,13 @@ use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use futures_util::{SinkExt as _, StreamExt as _};
 use iotchat_protocol::IdentityId;
 use subtle::ConstantTimeEq as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::Connections;
+use super::{Connections, connect};
 use crate::auth::sigv4::{self, Policy, RequestParts, Service};
 use crate::{AppState, now_ms};
 
@@ -25,6 +26,9 @@ const MAX_PRESIGN_AGE: Duration = Duration::from_secs(15 * 60);
 const MAX_CONNECTION_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// Largest chunk read from the broker before it is sent as one WebSocket frame.
 const CHUNK: usize = 64 * 1024;
+/// Largest WebSocket frame (and message) a client may send. MQTT clients may batch packets
+/// into one frame (rumqttc writes what it has queued at once); a few full-size publishes fit.
+const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
 
 fn forbidden(reason: String) -> Response {
     tracing::info!(%reason, "MQTT WebSocket upgrade refused");
@@ -95,6 +99,9 @@ pub(crate) async fn upgrade(
     ws.protocols(["mqtt", "mqttv3.1"])
         // tungstenite zero-fills its whole read buffer on every read: keep it small.
         .read_buffer_size(4096)
+        // A frame may batch several packets, each at most 128 KB and change; no more than that.
+        .max_frame_size(MAX_FRAME_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
             if let Err(error) = pipe(socket, broker, connections, identity).await {
                 tracing::debug!(%error, "an MQTT bridge connection ended with an error");
@@ -108,23 +115,44 @@ async fn pipe(
     connections: Arc<Connections>,
     identity: IdentityId,
 ) -> anyhow::Result<()> {
-    let tcp = tokio::net::TcpStream::connect(broker).await?;
+    let mut tcp = tokio::net::TcpStream::connect(broker).await?;
     tcp.set_nodelay(true)?;
-    let port = tcp.local_addr()?.port();
-    // Registered before any byte flows, so the CONNECT's authentication finds it.
-    connections.insert(port, identity);
-    let result = shovel(socket, tcp).await;
-    connections.remove(port);
+    let addr = tcp.local_addr()?;
+    // Registered before any byte flows, so the CONNECT's authentication finds it; removed
+    // while the socket is still open, so no later socket with the same address inherits it.
+    let login = connections.insert(addr, identity);
+    let result = shovel(socket, &mut tcp, &login).await;
+    connections.remove(addr);
+    drop(tcp);
     result
 }
 
-async fn shovel(socket: WebSocket, tcp: tokio::net::TcpStream) -> anyhow::Result<()> {
-    let (mut from_broker, mut to_broker) = tcp.into_split();
+async fn shovel(
+    socket: WebSocket,
+    tcp: &mut tokio::net::TcpStream,
+    login: &connect::Login,
+) -> anyhow::Result<()> {
+    let (mut from_broker, mut to_broker) = tcp.split();
     let (mut to_client, mut from_client) = socket.split();
     let upstream = async {
+        // Until the CONNECT has gone through, bytes wait here to be rewritten.
+        let mut pending = Some(BytesMut::new());
         while let Some(message) = from_client.next().await {
             match message? {
-                Message::Binary(bytes) => to_broker.write_all(&bytes).await?,
+                Message::Binary(bytes) => match pending.as_mut() {
+                    None => to_broker.write_all(&bytes).await?,
+                    Some(buffer) => {
+                        buffer.extend_from_slice(&bytes);
+                        let rewritten = connect::rewrite(buffer, login).inspect_err(|error| {
+                            tracing::info!(%error, "MQTT connection refused by the bridge");
+                        })?;
+                        if let Some(connect) = rewritten {
+                            to_broker.write_all(&connect).await?;
+                            to_broker.write_all(buffer).await?;
+                            pending = None;
+                        }
+                    }
+                },
                 Message::Close(_) => break,
                 // MQTT travels in binary frames only; pings are answered by axum.
                 Message::Text(_) | Message::Ping(_) | Message::Pong(_) => {}

@@ -3,10 +3,14 @@
 //!
 //! Clients reach it as AWS IoT clients do, over a SigV4-presigned WebSocket at `/mqtt`. axum
 //! verifies the URL, then [`bridge`] pipes the WebSocket's bytes to rmqtt's TCP listener on
-//! loopback. rmqtt learns who is connecting from the bridge's local port, which the bridge
-//! registers before it forwards a byte (no MQTT parsing on our side).
+//! loopback. That listener is reachable by every local process, so rmqtt takes nobody's word
+//! for who is connecting: the bridge registers each connection (by its whole local address)
+//! with a secret drawn for it, and rewrites the CONNECT's login to the verified identity and
+//! that secret ([`connect`]); the authentication hook admits only a CONNECT that matches the
+//! registration of the address it comes from.
 
 mod bridge;
+mod connect;
 mod policy;
 
 use std::collections::HashMap;
@@ -37,45 +41,92 @@ pub(crate) const MAX_PUBLISHES_PER_SECOND: u32 = 100;
 /// ("never") means the longest.
 pub(crate) const KEEPALIVE_SECS: std::ops::RangeInclusive<u16> = 30..=1200;
 
-/// One bridge connection: who it is, and its publish budget.
-#[derive(Debug)]
+/// One bridge connection: who it is, the secret its CONNECT carries, and its publish budget.
 struct Connection {
     identity: IdentityId,
+    secret: Vec<u8>,
     publishes: Arc<governor::DefaultDirectRateLimiter>,
 }
 
-/// Which identity each bridge connection (by its local port) carries.
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("identity", &self.identity).finish_non_exhaustive()
+    }
+}
+
+/// Which identity each bridge connection carries, by the bridge's end of its TCP connection
+/// to the broker (address and port: while the connection lives, no other socket has them).
 #[derive(Debug, Default)]
 pub(crate) struct Connections {
-    by_port: Mutex<HashMap<u16, Connection>>,
+    by_addr: Mutex<HashMap<SocketAddr, Connection>>,
+}
+
+/// Why the broker refused a CONNECT.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum Refused {
+    #[error("the connection did not come through the /mqtt bridge")]
+    NotBridged,
+    #[error("the CONNECT does not carry its bridge connection's login")]
+    WrongLogin,
+    #[error("the client id {client_id:?} does not start with {identity}-")]
+    ForeignClientId { client_id: String, identity: IdentityId },
+    #[error("the last-will message is refused: {0}")]
+    Will(String),
 }
 
 impl Connections {
-    fn insert(&self, port: u16, identity: IdentityId) {
+    /// Registers a bridge connection; its CONNECT must carry the login this returns.
+    fn insert(&self, addr: SocketAddr, identity: IdentityId) -> connect::Login {
+        use rand::RngCore as _;
+        let mut secret = vec![0u8; 32];
+        rand::rng().fill_bytes(&mut secret);
         let per_second = NonZeroU32::new(MAX_PUBLISHES_PER_SECOND).unwrap_or(NonZeroU32::MIN);
         let publishes =
             Arc::new(governor::RateLimiter::direct(governor::Quota::per_second(per_second)));
-        if let Ok(mut map) = self.by_port.lock() {
-            map.insert(port, Connection { identity, publishes });
+        let login = connect::Login { username: identity.to_string(), password: secret.clone() };
+        if let Ok(mut map) = self.by_addr.lock() {
+            map.insert(addr, Connection { identity, secret, publishes });
+        }
+        login
+    }
+
+    fn remove(&self, addr: SocketAddr) {
+        if let Ok(mut map) = self.by_addr.lock() {
+            map.remove(&addr);
         }
     }
 
-    fn remove(&self, port: u16) {
-        if let Ok(mut map) = self.by_port.lock() {
-            map.remove(&port);
+    /// Checks a CONNECT: it must come from a registered bridge connection and carry exactly
+    /// that connection's login. Returns who it is.
+    pub(crate) fn admit(
+        &self,
+        addr: Option<SocketAddr>,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> Result<IdentityId, Refused> {
+        use subtle::ConstantTimeEq as _;
+        let map = self.by_addr.lock().map_err(|_| Refused::NotBridged)?;
+        let connection = addr.and_then(|addr| map.get(&addr)).ok_or(Refused::NotBridged)?;
+        let user_matches = username == Some(connection.identity.as_str());
+        let secret_matches =
+            password.is_some_and(|given| bool::from(given.ct_eq(&connection.secret)));
+        if user_matches && secret_matches {
+            Ok(connection.identity.clone())
+        } else {
+            Err(Refused::WrongLogin)
         }
     }
 
     pub(crate) fn identity(&self, addr: Option<SocketAddr>) -> Option<IdentityId> {
-        let port = addr?.port();
-        self.by_port.lock().ok()?.get(&port).map(|c| c.identity.clone())
+        let addr = addr?;
+        self.by_addr.lock().ok()?.get(&addr).map(|c| c.identity.clone())
     }
 
     /// Waits until the connection may publish again.
     pub(crate) async fn publish_budget(&self, addr: Option<SocketAddr>) {
         let limiter = addr.and_then(|addr| {
-            let map = self.by_port.lock().ok()?;
-            map.get(&addr.port()).map(|c| Arc::clone(&c.publishes))
+            let map = self.by_addr.lock().ok()?;
+            map.get(&addr).map(|c| Arc::clone(&c.publishes))
         });
         if let Some(limiter) = limiter {
             limiter.until_ready().await;
@@ -166,6 +217,7 @@ impl Broker {
                     Type::ClientAuthenticate,
                     Type::MessagePublishCheckAcl,
                     Type::ClientSubscribeCheckAcl,
+                    Type::MessagePublish,
                 ] {
                     register.add(typ, Box::new(hooks.clone())).await;
                 }
