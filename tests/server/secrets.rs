@@ -109,6 +109,28 @@ async fn the_most_verbose_log_holds_no_password_token_key_or_signature() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_holds_no_password_and_no_refresh_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let idp = idp_client(&profile);
+    sign_up(&idp, &profile, "alice").await;
+    let tokens = log_in(&idp, &profile, "alice").await;
+    server.stop().await.unwrap();
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            stored.extend(std::fs::read(path).unwrap());
+        }
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(stored.contains("alice"), "the database (and its WAL) was read");
+    assert!(!stored.contains(PASSWORD), "passwords are kept as argon2id hashes only");
+    assert!(!stored.contains(&tokens.refresh), "refresh tokens are kept as SHA-256 only");
+}
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread")]
 async fn the_data_directory_is_private_to_the_servers_user() {

@@ -86,10 +86,17 @@ pub struct TokenIssuer {
 }
 
 /// The tokens of one sign-in or refresh.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IssuedTokens {
     pub id_token: String,
     pub access_token: String,
+}
+
+impl std::fmt::Debug for IssuedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Bearer credentials: never in a log line.
+        f.debug_struct("IssuedTokens").finish_non_exhaustive()
+    }
 }
 
 fn generate_rsa_pkcs8() -> Vec<u8> {

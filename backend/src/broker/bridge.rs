@@ -35,6 +35,12 @@ fn forbidden(reason: String) -> Response {
     (StatusCode::FORBIDDEN, reason).into_response()
 }
 
+/// A storage failure is logged in full; the client hears only that it happened.
+fn storage_failed(error: crate::storage::StoreError) -> String {
+    tracing::error!(%error, "storage failed while checking a presigned URL");
+    "the server could not check the credentials; try again".to_owned()
+}
+
 async fn verify(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<IdentityId, String> {
     let request = RequestParts {
         method: "GET",
@@ -55,7 +61,7 @@ async fn verify(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Iden
         .store
         .credentials_get(&claimed.access_key_id)
         .await
-        .map_err(|e| format!("storage failed: {e}"))?
+        .map_err(storage_failed)?
         .ok_or("the access key is not one this server issued")?;
     // Compared in constant time: the token is a bearer secret.
     let token_matches = claimed.session_token.as_deref().is_some_and(|token| {
@@ -69,11 +75,8 @@ async fn verify(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Iden
     }
     sigv4::verify(&request, &claimed, &credentials.secret_access_key)
         .map_err(|e| format!("the signature does not match: {e}"))?;
-    let attached = state
-        .store
-        .policy_attached(&credentials.identity_id)
-        .await
-        .map_err(|e| format!("storage failed: {e}"))?;
+    let attached =
+        state.store.policy_attached(&credentials.identity_id).await.map_err(storage_failed)?;
     if !attached {
         return Err(format!(
             "no IoT policy is attached to {}: call POST /api/policy/attach first",

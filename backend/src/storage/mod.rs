@@ -50,7 +50,7 @@ impl std::fmt::Debug for UserRecord {
 
 /// A signed-in session: one login, its refresh token (stored as a SHA-256, never the value) and
 /// every ID and access token issued from it, which carry its id as `origin_jti`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     pub origin_jti: String,
     pub refresh_sha256: String,
@@ -59,6 +59,16 @@ pub struct SessionRecord {
     pub expires_at_ms: u64,
     /// `auth_time` of the login that created it, carried into refreshed tokens.
     pub auth_time_s: u64,
+}
+
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("origin_jti", &self.origin_jti)
+            .field("sub", &self.sub)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Temporary AWS-style credentials issued to an identity.
@@ -137,4 +147,42 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         generate: Box<dyn FnOnce() -> Vec<u8> + Send>,
     ) -> StoreResult<Vec<u8>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_leaves_secrets_out() {
+        let user = UserRecord {
+            sub: "sub-1".into(),
+            username: "alice".into(),
+            email: "alice@example.com".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$SALTSALT$HASHHASH".into(),
+            confirmed: true,
+            created_at_ms: 1,
+        };
+        let credentials = CredentialRecord {
+            access_key_id: "ASIAEXAMPLE".into(),
+            secret_access_key: "SECRET-KEY-VALUE".into(),
+            session_token: "SESSION-TOKEN-VALUE".into(),
+            identity_id: IdentityId::parse("us-east-1:7f86d9a8-b9f4-439e-bcf3-9756e4d2bbdf")
+                .expect("a valid identity id"),
+            expires_at_ms: 2,
+        };
+        let session = SessionRecord {
+            origin_jti: "jti".into(),
+            refresh_sha256: "REFRESH-HASH-VALUE".into(),
+            sub: "sub-1".into(),
+            issued_at_ms: 1,
+            expires_at_ms: 2,
+            auth_time_s: 1,
+        };
+        let shown = format!("{user:?} {credentials:?} {session:?}");
+        for secret in ["HASHHASH", "SECRET-KEY-VALUE", "SESSION-TOKEN-VALUE", "REFRESH-HASH"] {
+            assert!(!shown.contains(secret), "{secret} leaks into Debug: {shown}");
+        }
+        assert!(shown.contains("alice") && shown.contains("ASIAEXAMPLE"), "the rest is shown");
+    }
 }
