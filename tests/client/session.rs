@@ -102,3 +102,20 @@ async fn wrong_passwords_taken_names_and_weak_passwords_get_typed_errors() {
     let error = c.room_create("General").await.expect_err("not signed in");
     assert_eq!(error.code, Code::Unauthenticated);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_wrong_passwords_lock_the_account_and_say_to_wait() {
+    let server = TestServer::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let c = client(&server.profile(), data.path(), memory());
+    c.register("erin", "erin@example.com", PASSWORD).await.expect("register");
+    for n in 1..=5 {
+        let error = c.login("erin", "Wrong-Horse-9").await.map(|_| ()).expect_err("wrong");
+        assert_eq!(error.code, Code::WrongCredentials, "wrong password {n}: {error:?}");
+    }
+    let error = c.login("erin", PASSWORD).await.map(|_| ()).expect_err("locked out");
+    assert_eq!(error.code, Code::RateLimited, "waiting helps, retyping does not: {error:?}");
+    assert!(error.message.contains("Wait a moment"), "says what to do: {error:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    c.login("erin", PASSWORD).await.expect("the first lockout is over after a second");
+}

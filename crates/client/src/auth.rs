@@ -273,6 +273,9 @@ impl Cognito {
     }
 }
 
+/// Cognito's message while a username is locked out after wrong passwords.
+const LOCKED_OUT: &str = "Password attempts exceeded";
+
 /// Maps an SDK error to what it means for the user, keeping Cognito's own words.
 fn sdk_error<E, R>(
     doing: Doing,
@@ -295,6 +298,10 @@ where
                 ("InvalidPasswordException", _) => Code::InvalidPassword,
                 ("InvalidParameterException", _) => Code::InvalidInput,
                 ("TooManyRequestsException" | "LimitExceededException", _) => Code::RateLimited,
+                // Cognito's lockout after repeated wrong passwords: waiting helps, retyping not.
+                ("NotAuthorizedException", Doing::SignIn) if message == LOCKED_OUT => {
+                    Code::RateLimited
+                }
                 ("NotAuthorizedException" | "UserNotFoundException", Doing::SignIn) => {
                     Code::WrongCredentials
                 }
@@ -306,6 +313,10 @@ where
                 Code::SessionExpired => {
                     format!("Your session has ended ({message}). Please log in again.")
                 }
+                Code::RateLimited if message == LOCKED_OUT => "Too many wrong passwords for this \
+                    account. Wait a moment and try again: the wait doubles with each wrong \
+                    password, up to 15 minutes."
+                    .to_owned(),
                 _ => message.to_owned(),
             };
             ClientError::new(code, message)
