@@ -94,6 +94,9 @@ async fn invalid_input_gets_clear_errors() {
         ("GET", "/chats/messages?room=nope", None, 404, "not_found"),
         ("GET", "/chats/messages?room=a/b", None, 400, "invalid_input"),
         ("GET", "/chats/messages", None, 400, "invalid_input"),
+        ("GET", "/chats/messages?room=general&limit=-1", None, 400, "invalid_input"),
+        ("GET", "/chats/messages?room=general&limit=99999999999", None, 400, "invalid_input"),
+        ("GET", "/chats/messages?room=general&limit=1&limit=2", None, 400, "invalid_input"),
         ("GET", "/no/such/route", None, 404, "not_found"),
     ];
     for (method, path, body, status, code) in cases {
