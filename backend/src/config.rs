@@ -38,6 +38,9 @@ pub struct Limits {
     /// How long a request's headers may take to arrive, and how long a keep-alive connection
     /// may sit idle between requests.
     pub header_read_timeout: Duration,
+    /// How long the broker waits for an MQTT client to take what it is sent before dropping
+    /// it; a client that stops reading would otherwise make the broker buffer without end.
+    pub client_write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -47,6 +50,7 @@ impl Default for Limits {
             max_handshakes: 256,
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(20),
+            client_write_timeout: Duration::from_secs(30),
         }
     }
 }

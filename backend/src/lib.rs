@@ -85,6 +85,8 @@ impl PoolIds {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub credentials_ttl: Duration,
+    /// How long a WebSocket client may leave what the broker sends it unread.
+    pub client_write_timeout: Duration,
 }
 
 /// Shared state of every handler.
@@ -260,7 +262,10 @@ pub async fn start(
         store,
         tokens,
         pool,
-        settings: Settings { credentials_ttl: config.credentials_ttl() },
+        settings: Settings {
+            credentials_ttl: config.credentials_ttl(),
+            client_write_timeout: config.limits.client_write_timeout,
+        },
         dummy_hash,
         passwords,
         sign_ins: auth::lockout::SignInGuard::default(),

@@ -116,6 +116,7 @@ fn small_limits() -> Limits {
         max_handshakes: 2,
         handshake_timeout: Duration::from_secs(1),
         header_read_timeout: Duration::from_secs(1),
+        ..Limits::default()
     }
 }
 
@@ -217,5 +218,73 @@ async fn silent_tls_handshakes_are_bounded_in_number_and_time() {
     let url = format!("{}/profile.json", profile.api_url.trim_end_matches("/api"));
     let status = http.get(url).send().await.map(|r| r.status().as_u16());
     assert!(matches!(status, Ok(200)), "TLS clients are served again: {status:?}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriber_that_stops_reading_is_dropped_and_the_room_goes_on() {
+    use rumqttc::{Event, Packet, QoS};
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start_with(dir.path(), |c| {
+        c.limits.client_write_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let profile = server.profile().clone();
+    let alice = support::signed_in(&profile, "alice").await;
+    let bob = support::signed_in(&profile, "bob").await;
+    let sam = support::signed_in(&profile, "sam").await;
+    let room = serde_json::json!({"roomName": "Busy", "type": "public"});
+    support::api(&profile, &alice.credentials, "POST", "/chats", Some(room)).await;
+    let subscribed = async |user: &support::Signed, tag: &str, qos: QoS| {
+        let (client, mut events) = crate::mqtt::connect(&profile, user, tag).await;
+        client.subscribe("room/public/busy/+", qos).await.unwrap();
+        crate::mqtt::expect(&mut events, |p| matches!(p, Packet::SubAck(_)).then_some(())).await;
+        (client, events)
+    };
+    // Sam's event loop is not polled from here on: nothing reads what the broker sends him.
+    // At QoS 0 no acknowledgement paces the broker: it writes until the socket is full.
+    let (_sam_client, mut sam_events) = subscribed(&sam, "stalled", QoS::AtMostOnce).await;
+    let (_bob_client, mut bob_events) = subscribed(&bob, "healthy", QoS::AtLeastOnce).await;
+
+    // 80 MB: more than the kernel buffers between the bridge and sam can hold (tcp_rmem's
+    // maximum is 32 MB here), so the bridge's writes to him must block.
+    const MESSAGES: usize = 800;
+    let filler = "x".repeat(100 * 1024);
+    let bob_reads = tokio::spawn(async move {
+        let mut got = 0;
+        while got < MESSAGES {
+            match tokio::time::timeout(Duration::from_secs(20), bob_events.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::Publish(_)))) => got += 1,
+                Ok(Ok(_)) => {}
+                other => panic!("bob's connection failed after {got} messages: {other:?}"),
+            }
+        }
+        got
+    });
+    let (alice_client, mut alice_events) = crate::mqtt::connect(&profile, &alice, "a").await;
+    let topic = format!("room/public/busy/{}", alice.identity_id);
+    for n in 0..MESSAGES {
+        let payload = serde_json::json!({"message": format!("{n} {filler}")}).to_string();
+        alice_client.publish(&topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+        crate::mqtt::puback_or_disconnect(&mut alice_events).await.expect("alice keeps going");
+    }
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(30), bob_reads).await.unwrap().unwrap(),
+        MESSAGES,
+        "a subscriber that stalls does not stall the room for others"
+    );
+    let mut sam_got = 0;
+    let dropped = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match sam_events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(_))) => sam_got += 1,
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(dropped.is_ok(), "the stalled subscriber's connection was closed by the server");
+    assert!(sam_got < MESSAGES, "it was dropped before it had everything ({sam_got})");
     server.stop().await.unwrap();
 }

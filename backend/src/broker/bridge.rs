@@ -26,9 +26,10 @@ const MAX_PRESIGN_AGE: Duration = Duration::from_secs(15 * 60);
 const MAX_CONNECTION_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// Largest chunk read from the broker before it is sent as one WebSocket frame.
 const CHUNK: usize = 64 * 1024;
-/// Largest WebSocket frame (and message) a client may send. MQTT clients may batch packets
-/// into one frame (rumqttc writes what it has queued at once); a few full-size publishes fit.
-const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+/// Largest WebSocket frame (and message) a client may send. A frame may hold several packets
+/// (rumqttc flushes what it has queued, at most one full-size publish beyond 8 KiB), and the
+/// CONNECT may carry a full-size will.
+const MAX_FRAME_BYTES: usize = 512 * 1024;
 
 fn forbidden(reason: String) -> Response {
     tracing::info!(%reason, "MQTT WebSocket upgrade refused");
@@ -99,6 +100,7 @@ pub(crate) async fn upgrade(
     };
     let broker = state.broker.addr();
     let connections = Arc::clone(&state.broker.connections);
+    let write_timeout = state.settings.client_write_timeout;
     ws.protocols(["mqtt", "mqttv3.1"])
         // tungstenite zero-fills its whole read buffer on every read: keep it small.
         .read_buffer_size(4096)
@@ -106,7 +108,7 @@ pub(crate) async fn upgrade(
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
-            if let Err(error) = pipe(socket, broker, connections, identity).await {
+            if let Err(error) = pipe(socket, broker, connections, identity, write_timeout).await {
                 tracing::debug!(%error, "an MQTT bridge connection ended with an error");
             }
         })
@@ -117,6 +119,7 @@ async fn pipe(
     broker: SocketAddr,
     connections: Arc<Connections>,
     identity: IdentityId,
+    write_timeout: Duration,
 ) -> anyhow::Result<()> {
     let mut tcp = tokio::net::TcpStream::connect(broker).await?;
     tcp.set_nodelay(true)?;
@@ -124,7 +127,7 @@ async fn pipe(
     // Registered before any byte flows, so the CONNECT's authentication finds it; removed
     // while the socket is still open, so no later socket with the same address inherits it.
     let login = connections.insert(addr, identity);
-    let result = shovel(socket, &mut tcp, &login).await;
+    let result = shovel(socket, &mut tcp, &login, write_timeout).await;
     connections.remove(addr);
     drop(tcp);
     result
@@ -134,6 +137,7 @@ async fn shovel(
     socket: WebSocket,
     tcp: &mut tokio::net::TcpStream,
     login: &connect::Login,
+    write_timeout: Duration,
 ) -> anyhow::Result<()> {
     let (mut from_broker, mut to_broker) = tcp.split();
     let (mut to_client, mut from_client) = socket.split();
@@ -171,7 +175,19 @@ async fn shovel(
             if n == 0 {
                 break;
             }
-            to_client.send(Message::Binary(buf[..n].to_vec().into())).await?;
+            let frame = Message::Binary(buf[..n].to_vec().into());
+            // A client that stops reading would hold the broker's writes (and everything
+            // routed to it) without end: drop it instead, as AWS IoT drops slow clients.
+            match tokio::time::timeout(write_timeout, to_client.send(frame)).await {
+                Ok(sent) => sent?,
+                Err(_) => {
+                    tracing::warn!(
+                        timeout_s = write_timeout.as_secs_f32(),
+                        "dropping an MQTT client that stopped reading what it is sent"
+                    );
+                    return anyhow::Ok(());
+                }
+            }
         }
         let _ = to_client.send(Message::Close(None)).await;
         anyhow::Ok(())

@@ -237,6 +237,12 @@ impl Broker {
                     .min_keepalive(*KEEPALIVE_SECS.start())
                     .max_keepalive(*KEEPALIVE_SECS.end())
                     .allow_anonymous(false)
+                    // AWS IoT's: client ids of at most 128 bytes, persistent sessions kept an
+                    // hour, a CONNECT within seconds of the bridge's connection.
+                    .max_clientid_len(128)
+                    .session_expiry_interval(Duration::from_secs(3600))
+                    .max_session_expiry_interval(Duration::from_secs(3600))
+                    .handshake_timeout(Duration::from_secs(10))
                     .bind()?;
                 let addr = listener.local_addr()?;
                 let server = MqttServer::new(scx).listener_by_id(listener.tcp()?, 1).build();

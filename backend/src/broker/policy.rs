@@ -21,6 +21,8 @@ use crate::storage::Store;
 
 /// What subscriptions may name.
 const SUBSCRIBE_PREFIX: &str = "room/public/";
+/// Where a will goes that could not be stored: outside `room/public/`, so nobody receives it.
+const UNDELIVERABLE: &str = "$iotchat/undeliverable";
 /// AWS IoT's limits on a topic or filter: bytes, and forward slashes.
 const MAX_TOPIC_BYTES: usize = 256;
 const MAX_TOPIC_SLASHES: usize = 7;
@@ -152,10 +154,17 @@ impl Handler for Hooks {
                 if matches!(from.typ(), rmqtt::types::FromType::LastWill) =>
             {
                 let topic = publish.topic.to_string();
-                if let Err(error) = self.store_history(&topic, &publish.payload).await {
-                    tracing::error!(%topic, %error, "could not store a last-will message");
+                match self.store_history(&topic, &publish.payload).await {
+                    Ok(()) => (true, acc),
+                    Err(error) => {
+                        // A will cannot be dropped here, only changed: send it where no
+                        // subscription can reach, so nothing is delivered that is not stored.
+                        tracing::error!(%topic, %error, "could not store a last-will message");
+                        let mut undeliverable = (*publish).clone();
+                        undeliverable.topic = UNDELIVERABLE.into();
+                        (false, Some(HookResult::Publish(undeliverable)))
+                    }
                 }
-                (true, acc)
             }
             Parameter::ClientSubscribeCheckAcl(_session, subscribe) => {
                 let filter = subscribe.topic_filter.to_string();
