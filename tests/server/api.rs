@@ -278,3 +278,43 @@ async fn refused_requests_get_api_gateways_403_and_exception() {
     assert_eq!(no_room.1["rooms"], json!([]), "the tampered request created nothing");
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_presigned_api_url_that_signs_its_session_token_works() {
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let frank = signed_in(&profile, "frank").await;
+    let url = format!("{}/chats", profile.api_url);
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(std::time::Duration::from_secs(300));
+    // The signer's default: the session token is a signed query parameter, as botocore does.
+    let identity = frank.credentials.clone().into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&profile.region)
+        .name("execute-api")
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let signable =
+        SignableRequest::new("GET", url.clone(), std::iter::empty(), SignableBody::Bytes(&[]))
+            .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut request = http::Request::builder().uri(url).body(()).unwrap();
+    instructions.apply_to_request_http1x(&mut request);
+    let presigned = request.uri().to_string();
+    assert!(presigned.contains("X-Amz-Security-Token="), "{presigned}");
+    let answer = send_raw(&profile, "GET", &presigned, &[], "").await;
+    assert_eq!(answer.status, 200, "a signed token is part of the signature: {answer:?}");
+    let forged = presigned.replace("X-Amz-Security-Token=", "X-Amz-Security-Token=x");
+    let answer = send_raw(&profile, "GET", &forged, &[], "").await;
+    assert_eq!(answer.status, 403, "and cannot be changed: {answer:?}");
+    server.stop().await.unwrap();
+}

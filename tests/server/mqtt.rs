@@ -247,6 +247,9 @@ async fn bad_presigned_urls_are_refused_at_the_upgrade() {
         let status = upgrade(url).await.unwrap().status().as_u16();
         assert_eq!(status, 403, "{what}");
     }
+    let token_signed = support::presigned_mqtt_url_signing_the_token(&profile, &dave.credentials);
+    let response = upgrade(token_signed.replacen("ws://", "http://", 1)).await.unwrap();
+    assert_eq!(response.status().as_u16(), 101, "a URL whose signature covers the token too");
     let response = upgrade(http_url).await.unwrap();
     assert_eq!(response.status().as_u16(), 101, "the good URL upgrades");
     assert_eq!(response.headers()["sec-websocket-protocol"], "mqtt", "the subprotocol is echoed");

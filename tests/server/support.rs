@@ -333,13 +333,41 @@ pub(crate) fn presigned_mqtt_url_at(
     credentials: &aws_credential_types::Credentials,
     time: std::time::SystemTime,
 ) -> String {
+    presigned_mqtt_url_as(
+        profile,
+        credentials,
+        time,
+        aws_sigv4::http_request::SessionTokenMode::Exclude,
+    )
+}
+
+/// [`presigned_mqtt_url`] with the session token signed too, as some signers do.
+pub(crate) fn presigned_mqtt_url_signing_the_token(
+    profile: &Profile,
+    credentials: &aws_credential_types::Credentials,
+) -> String {
+    let now = std::time::SystemTime::now();
+    presigned_mqtt_url_as(
+        profile,
+        credentials,
+        now,
+        aws_sigv4::http_request::SessionTokenMode::Include,
+    )
+}
+
+fn presigned_mqtt_url_as(
+    profile: &Profile,
+    credentials: &aws_credential_types::Credentials,
+    time: std::time::SystemTime,
+    token_mode: aws_sigv4::http_request::SessionTokenMode,
+) -> String {
     use aws_sigv4::http_request::{
-        SessionTokenMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
     };
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(std::time::Duration::from_secs(300));
-    settings.session_token_mode = SessionTokenMode::Exclude;
+    settings.session_token_mode = token_mode;
     let identity = credentials.clone().into();
     let params = aws_sigv4::sign::v4::SigningParams::builder()
         .identity(&identity)

@@ -277,7 +277,29 @@ pub(crate) fn verify(
     claimed: &Claimed,
     secret_access_key: &str,
 ) -> Result<(), SigV4Error> {
-    let canonical = canonical_request(req, claimed)?;
+    // AWS IoT's presigned URLs leave the session token out of the signature (it is appended
+    // afterwards), but some signers include it; every other query signature covers it.
+    let token_unsigned: &[bool] = match (claimed.mode, claimed.service) {
+        (Mode::Query, Service::IotDeviceGateway) => &[true, false],
+        _ => &[false],
+    };
+    let mut verdict = Err(SigV4Error::SignatureMismatch);
+    for &drop_token in token_unsigned {
+        verdict = verify_once(req, claimed, secret_access_key, drop_token);
+        if verdict.is_ok() {
+            break;
+        }
+    }
+    verdict
+}
+
+fn verify_once(
+    req: &RequestParts<'_>,
+    claimed: &Claimed,
+    secret_access_key: &str,
+    drop_token: bool,
+) -> Result<(), SigV4Error> {
+    let canonical = canonical_request(req, claimed, drop_token)?;
     let scope = format!(
         "{}/{}/{}/{TERMINATOR}",
         claimed.scope_date,
@@ -502,7 +524,11 @@ fn parse_amz_date(text: &str) -> Result<SystemTime, SigV4Error> {
     UNIX_EPOCH.checked_add(Duration::from_secs(secs)).ok_or_else(bad)
 }
 
-fn canonical_request(req: &RequestParts<'_>, claimed: &Claimed) -> Result<String, SigV4Error> {
+fn canonical_request(
+    req: &RequestParts<'_>,
+    claimed: &Claimed,
+    drop_token: bool,
+) -> Result<String, SigV4Error> {
     let payload_hash = hex::encode(Sha256::digest(req.body));
     // The payload line always uses the computed hash, so a differing header only matters
     // because botocore would have signed the header's value: refuse it outright.
@@ -514,7 +540,7 @@ fn canonical_request(req: &RequestParts<'_>, claimed: &Claimed) -> Result<String
         "{}\n{}\n{}\n{}\n{}\n{payload_hash}",
         req.method,
         canonical_uri(req.raw_path)?,
-        canonical_query(req.raw_query.unwrap_or(""), claimed.mode),
+        canonical_query(req.raw_query.unwrap_or(""), drop_token),
         canonical_headers(req.headers, &claimed.signed_headers)?,
         claimed.signed_headers.join(";"),
     ))
@@ -536,13 +562,13 @@ fn canonical_uri(raw_path: &str) -> Result<String, SigV4Error> {
     Ok(percent_encode(raw_path.as_bytes(), PATH_SAFE).to_string())
 }
 
-fn canonical_query(raw: &str, mode: Mode) -> String {
+/// The canonical query: every parameter but the signature (and the session token when
+/// `drop_token`), re-encoded and sorted.
+fn canonical_query(raw: &str, drop_token: bool) -> String {
     let mut pairs: Vec<(String, String)> = parse_query(raw)
         .into_iter()
-        // IoT clients append the token after signing, so in a presigned URL it is not covered.
         .filter(|p| {
-            !(is_key(p, "X-Amz-Signature")
-                || (mode == Mode::Query && is_key(p, "X-Amz-Security-Token")))
+            !(is_key(p, "X-Amz-Signature") || (drop_token && is_key(p, "X-Amz-Security-Token")))
         })
         .map(|(k, v)| {
             (percent_encode(&k, UNRESERVED).to_string(), percent_encode(&v, UNRESERVED).to_string())
@@ -993,11 +1019,11 @@ mod tests {
     fn canonical_query_sorts_reencodes_and_drops_unsigned_params() {
         let raw = "room=general&limit=50&before=2015-08-30T12%3A00%3A00Z";
         let expected = "before=2015-08-30T12%3A00%3A00Z&limit=50&room=general";
-        assert_eq!(canonical_query(raw, Mode::Header), expected);
+        assert_eq!(canonical_query(raw, false), expected);
         let raw = "b=a+b%2F&a=%7e&a=%21&X-Amz-Signature=x&X-Amz-Security-Token=t&flag";
-        assert_eq!(canonical_query(raw, Mode::Query), "a=%21&a=~&b=a%20b%2F&flag=");
+        assert_eq!(canonical_query(raw, true), "a=%21&a=~&b=a%20b%2F&flag=");
         let header_mode = "X-Amz-Security-Token=t&a=%21&a=~&b=a%20b%2F&flag=";
-        assert_eq!(canonical_query(raw, Mode::Header), header_mode);
+        assert_eq!(canonical_query(raw, false), header_mode);
     }
 
     #[test]
