@@ -166,6 +166,7 @@ pub struct RunningServer {
     profile: Profile,
     shutdown: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    housekeeping: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -187,8 +188,23 @@ impl RunningServer {
     /// Stops accepting, lets requests in flight finish, and returns.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
+        self.housekeeping.abort();
         self.task.await.context("the server task failed")?.context("serving")?;
         Ok(())
+    }
+}
+
+/// Forgets expired credentials and sessions at start and every hour, so the database does not
+/// grow with every sign-in (their secrets go with them).
+async fn expired_remove_hourly(store: Arc<dyn Store>) {
+    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        match store.expired_remove(now_ms()).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "forgot expired credentials and sessions"),
+            Err(error) => tracing::warn!(%error, "could not forget expired credentials"),
+        }
     }
 }
 
@@ -256,6 +272,7 @@ pub async fn start(
     let profile = profile::local(&pool, &public, ca_certificate);
     profile::write(&profile, &config.data_dir)?;
 
+    let housekeeping = tokio::spawn(expired_remove_hourly(Arc::clone(&store)));
     let broker = broker::Broker::start(Arc::clone(&store)).await?;
     let broker_addr = broker.addr();
     let state = AppState(Arc::new(Inner {
@@ -277,5 +294,5 @@ pub async fn start(
     let tls = server_tls.map(|t| t.config);
     let task = tokio::spawn(serve::serve(listener, tls, app, config.limits.clone(), shutdown_rx));
     tracing::info!(%addr, tls = public.tls, "serving");
-    Ok(RunningServer { addr, broker: broker_addr, profile, shutdown, task })
+    Ok(RunningServer { addr, broker: broker_addr, profile, shutdown, task, housekeeping })
 }

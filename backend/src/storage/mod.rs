@@ -113,6 +113,8 @@ pub trait Store: Send + Sync + 'static {
     async fn identity_owner(&self, identity: &IdentityId) -> StoreResult<Option<String>>;
 
     async fn credentials_insert(&self, record: CredentialRecord) -> StoreResult<()>;
+    /// Forgets credentials and sessions that expired before `now_ms`; how many rows went.
+    async fn expired_remove(&self, now_ms: u64) -> StoreResult<u64>;
     async fn credentials_get(&self, access_key_id: &str) -> StoreResult<Option<CredentialRecord>>;
 
     /// Records (or renames) the profile of `user.identity_id`.

@@ -364,6 +364,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn expired_remove(&self, now_ms: u64) -> StoreResult<u64> {
+        self.with(move |conn| {
+            let now = sql_int(now_ms);
+            let credentials =
+                conn.execute("DELETE FROM credentials WHERE expires_at_ms < ?1", [now])?;
+            let sessions = conn.execute("DELETE FROM sessions WHERE expires_at_ms < ?1", [now])?;
+            Ok((credentials + sessions) as u64)
+        })
+        .await
+    }
+
     async fn credentials_get(&self, access_key_id: &str) -> StoreResult<Option<CredentialRecord>> {
         let key = access_key_id.to_owned();
         self.with(move |conn| {
@@ -726,6 +737,39 @@ mod tests {
         });
         assert!(matches!(dup.await, Err(StoreError::Conflict("room"))));
         assert_eq!(store.rooms_list().await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn expired_credentials_and_sessions_are_forgotten_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.user_insert(user("s1", "alice")).await.unwrap();
+        let id = IdentityId::parse("us-east-1:7f86d9a8-b9f4-439e-bcf3-9756e4d2bbdf").unwrap();
+        let id = store.identity_for_sub("s1", id).await.unwrap();
+        for (key, expires) in [("OLD", 1_000), ("NEW", 5_000)] {
+            let record = CredentialRecord {
+                access_key_id: key.into(),
+                secret_access_key: "s".into(),
+                session_token: "t".into(),
+                identity_id: id.clone(),
+                expires_at_ms: expires,
+            };
+            store.credentials_insert(record).await.unwrap();
+            let session = SessionRecord {
+                origin_jti: key.into(),
+                refresh_sha256: key.into(),
+                sub: "s1".into(),
+                issued_at_ms: 0,
+                expires_at_ms: expires,
+                auth_time_s: 0,
+            };
+            store.session_insert(session).await.unwrap();
+        }
+        assert_eq!(store.expired_remove(2_000).await.unwrap(), 2);
+        assert!(store.credentials_get("OLD").await.unwrap().is_none());
+        assert!(store.credentials_get("NEW").await.unwrap().is_some());
+        assert!(store.session_by_refresh("OLD").await.unwrap().is_none());
+        assert!(store.session_by_refresh("NEW").await.unwrap().is_some());
     }
 
     #[tokio::test]
