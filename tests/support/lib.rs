@@ -372,6 +372,11 @@ impl DesktopApp {
         let driver =
             Background::spawn(&mut command, "tauri-driver (cargo xtask test installs it)")?;
         wait_for_port(port, Duration::from_secs(20)).await.context("tauri-driver did not start")?;
+        // tauri-driver listens before the WebKitWebDriver it started does, and a session asked
+        // for in between fails ("connection refused" behind its proxy).
+        wait_for_port(native_port, Duration::from_secs(20))
+            .await
+            .context("WebKitWebDriver (started by tauri-driver) did not start")?;
 
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), "wry".into());
@@ -492,9 +497,12 @@ impl DesktopApp {
         let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
         let css = format!("[data-testid=\"{id}\"]");
         loop {
-            let found = self.client.find_all(Locator::Css(&css)).await?;
-            if found.is_empty() {
-                return Ok(());
+            match self.client.find_all(Locator::Css(&css)).await {
+                Ok(found) if found.is_empty() => return Ok(()),
+                Ok(_) => {}
+                // Caught mid-render (often the element going away): look again.
+                Err(e) if is_stale(&e) => {}
+                Err(e) => return Err(e.into()),
             }
             if tokio::time::Instant::now() >= deadline {
                 bail!("{id} is still shown");
