@@ -125,16 +125,7 @@ async fn the_sdk_gets_cognitos_typed_errors() {
     assert!(wrong_client.is_resource_not_found_exception(), "{wrong_client:?}");
 
     for (username, password) in [("bob", "Wrong-Password-1"), ("nobody", PASSWORD)] {
-        let err = idp
-            .initiate_auth()
-            .client_id(&profile.user_pool_client_id)
-            .auth_flow(AuthFlowType::UserPasswordAuth)
-            .auth_parameters("USERNAME", username)
-            .auth_parameters("PASSWORD", password)
-            .send()
-            .await
-            .unwrap_err()
-            .into_service_error();
+        let err = support::initiate(&profile, username, password).await.unwrap_err();
         assert!(err.is_not_authorized_exception(), "{username}: {err:?}");
         assert_eq!(err.message(), Some("Incorrect username or password."), "no user enumeration");
     }

@@ -4,30 +4,11 @@
 use std::time::Duration;
 
 use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata as _;
-use aws_sdk_cognitoidentityprovider::operation::initiate_auth::InitiateAuthError;
-use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
 use iotchat_server::config::Limits;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::support::{self, PASSWORD, idp_client, sign_up};
-
-async fn initiate(
-    profile: &iotchat_server::profile::Profile,
-    username: &str,
-    password: &str,
-) -> Result<(), InitiateAuthError> {
-    idp_client(profile)
-        .initiate_auth()
-        .client_id(&profile.user_pool_client_id)
-        .auth_flow(AuthFlowType::UserPasswordAuth)
-        .auth_parameters("USERNAME", username)
-        .auth_parameters("PASSWORD", password)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| e.into_service_error())
-}
+use crate::support::{self, PASSWORD, idp_client, initiate, sign_up};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn password_guessing_locks_a_username_out_as_cognito_does() {

@@ -140,6 +140,24 @@ pub(crate) async fn log_in(idp: &idp::Client, profile: &Profile, username: &str)
     }
 }
 
+/// One USER_PASSWORD_AUTH sign-in, its tokens dropped: `Ok` or Cognito's typed error.
+pub(crate) async fn initiate(
+    profile: &iotchat_server::profile::Profile,
+    username: &str,
+    password: &str,
+) -> Result<(), idp::operation::initiate_auth::InitiateAuthError> {
+    idp_client(profile)
+        .initiate_auth()
+        .client_id(&profile.user_pool_client_id)
+        .auth_flow(idp::types::AuthFlowType::UserPasswordAuth)
+        .auth_parameters("USERNAME", username)
+        .auth_parameters("PASSWORD", password)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| e.into_service_error())
+}
+
 /// The `Logins` map GetId and GetCredentialsForIdentity take.
 pub(crate) fn logins(profile: &Profile, id_token: &str) -> (String, String) {
     (

@@ -11,8 +11,7 @@ use axum::response::{IntoResponse, Response};
 use iotchat_protocol::{Code, IdentityId};
 
 use super::ApiError;
-use subtle::ConstantTimeEq as _;
-
+use crate::auth::credentials::{self, Unaccepted};
 use crate::auth::sigv4::{self, Policy, RequestParts, Service, SigV4Error};
 use crate::{AppState, now_ms};
 
@@ -120,17 +119,6 @@ fn amz_date(now: SystemTime, offset_secs: i64) -> String {
     )
 }
 
-/// A request that carries no signature at all: neither an `Authorization` header nor the
-/// presigned query parameters.
-fn unsigned(request: &RequestParts<'_>) -> bool {
-    let query = request.raw_query.unwrap_or("");
-    let presigned = query.split('&').any(|pair| {
-        let key = pair.split_once('=').map_or(pair, |(key, _)| key);
-        key.eq_ignore_ascii_case("X-Amz-Signature") || key.eq_ignore_ascii_case("X-Amz-Credential")
-    });
-    !request.headers.contains_key("authorization") && !presigned
-}
-
 pub(crate) async fn authenticate(
     State(state): State<AppState>,
     request: Request,
@@ -170,7 +158,7 @@ pub(crate) async fn authenticate(
 }
 
 async fn verify(state: &AppState, request: &RequestParts<'_>) -> Result<Caller, Refused> {
-    if unsigned(request) {
+    if !sigv4::carries_signature(request) {
         let reason = "the request carries no signature";
         return Err(Refused::new(
             "MissingAuthenticationTokenException",
@@ -186,37 +174,22 @@ async fn verify(state: &AppState, request: &RequestParts<'_>) -> Result<Caller, 
     };
     let now = SystemTime::now();
     let claimed = sigv4::parse(request, &policy, now).map_err(|e| Refused::signature(&e, now))?;
-    let credentials = state
-        .store
-        .credentials_get(&claimed.access_key_id)
+    let credentials = credentials::signed_by(state.store.as_ref(), request, &claimed, now_ms())
         .await
-        .map_err(|e| Refused { answer: e.into(), reason: "storage failed".into() })?
-        .ok_or_else(|| {
-            Refused::new(
-                "UnrecognizedClientException",
-                TOKEN_INVALID,
-                "the access key is not one this server issued",
-            )
+        .map_err(|unaccepted| {
+            let reason = unaccepted.to_string();
+            match unaccepted {
+                Unaccepted::UnknownKey | Unaccepted::ForeignToken => {
+                    Refused::new("UnrecognizedClientException", TOKEN_INVALID, reason)
+                }
+                Unaccepted::Expired => Refused::new(
+                    "ExpiredTokenException",
+                    "The security token included in the request is expired",
+                    reason,
+                ),
+                Unaccepted::Signature(error) => Refused::signature(&error, now),
+                Unaccepted::Storage(error) => Refused { answer: error.into(), reason },
+            }
         })?;
-    // Compared in constant time: the token is a bearer secret.
-    let token_matches = claimed.session_token.as_deref().is_some_and(|token| {
-        bool::from(token.as_bytes().ct_eq(credentials.session_token.as_bytes()))
-    });
-    if !token_matches {
-        return Err(Refused::new(
-            "UnrecognizedClientException",
-            TOKEN_INVALID,
-            "the session token does not belong to this access key",
-        ));
-    }
-    if credentials.expires_at_ms <= now_ms() {
-        return Err(Refused::new(
-            "ExpiredTokenException",
-            "The security token included in the request is expired",
-            "the credentials have expired",
-        ));
-    }
-    sigv4::verify(request, &claimed, &credentials.secret_access_key)
-        .map_err(|e| Refused::signature(&e, now))?;
     Ok(Caller { identity: credentials.identity_id })
 }

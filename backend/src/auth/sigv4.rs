@@ -204,6 +204,14 @@ struct Fields {
 /// One query parameter's key and value, percent-decoded (a decoded value need not be UTF-8).
 type QueryPair = (Vec<u8>, Vec<u8>);
 
+/// Whether `req` carries a signature at all: an `Authorization` header, or the presigned
+/// query's credential or signature. A request without is unsigned, not badly signed.
+pub(crate) fn carries_signature(req: &RequestParts<'_>) -> bool {
+    let query = parse_query(req.raw_query.unwrap_or(""));
+    req.headers.contains_key("authorization")
+        || query.iter().any(|p| is_key(p, "X-Amz-Signature") || is_key(p, "X-Amz-Credential"))
+}
+
 /// Phase 1: parses a header-signed request (when an `Authorization` header is present) or a
 /// presigned query, and checks everything that needs no secret, including freshness vs `now`.
 pub(crate) fn parse(

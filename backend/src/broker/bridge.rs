@@ -12,10 +12,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use futures_util::{SinkExt as _, StreamExt as _};
 use iotchat_protocol::IdentityId;
-use subtle::ConstantTimeEq as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::{Connections, connect};
+use crate::auth::credentials::{self, Unaccepted};
 use crate::auth::sigv4::{self, Policy, RequestParts, Service};
 use crate::{AppState, now_ms};
 
@@ -58,24 +58,12 @@ async fn verify(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Result<Iden
     };
     let claimed = sigv4::parse(&request, &policy, SystemTime::now())
         .map_err(|e| format!("the presigned URL is not valid: {e}"))?;
-    let credentials = state
-        .store
-        .credentials_get(&claimed.access_key_id)
+    let credentials = credentials::signed_by(state.store.as_ref(), &request, &claimed, now_ms())
         .await
-        .map_err(storage_failed)?
-        .ok_or("the access key is not one this server issued")?;
-    // Compared in constant time: the token is a bearer secret.
-    let token_matches = claimed.session_token.as_deref().is_some_and(|token| {
-        bool::from(token.as_bytes().ct_eq(credentials.session_token.as_bytes()))
-    });
-    if !token_matches {
-        return Err("the session token does not belong to this access key".into());
-    }
-    if credentials.expires_at_ms <= now_ms() {
-        return Err("the credentials have expired".into());
-    }
-    sigv4::verify(&request, &claimed, &credentials.secret_access_key)
-        .map_err(|e| format!("the signature does not match: {e}"))?;
+        .map_err(|unaccepted| match unaccepted {
+            Unaccepted::Storage(error) => storage_failed(error),
+            other => other.to_string(),
+        })?;
     let attached =
         state.store.policy_attached(&credentials.identity_id).await.map_err(storage_failed)?;
     if !attached {
