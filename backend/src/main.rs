@@ -33,6 +33,10 @@ enum Command {
         /// Log lines as human-readable text or as one JSON object per line.
         #[arg(long, env = "IOTCHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Also stop (gracefully) when standard input closes: the desktop app starts the server
+        /// this way, so that it never outlives the app, even one that crashed.
+        #[arg(long)]
+        stop_with_stdin: bool,
     },
     /// Print the commented default configuration.
     PrintConfig,
@@ -61,7 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", profile.to_json_pretty());
             Ok(())
         }
-        Command::Serve { config, overrides, log_format } => {
+        Command::Serve { config, overrides, log_format, stop_with_stdin } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,tower_http=warn".into());
             let logs = tracing_subscriber::fmt().with_env_filter(filter);
@@ -74,12 +78,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => FileConfig::default(),
             };
             let config = Config::resolve(file, overrides)?;
-            tokio::runtime::Runtime::new()?.block_on(serve(config))
+            tokio::runtime::Runtime::new()?.block_on(serve(config, stop_with_stdin))
         }
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, stop_with_stdin: bool) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -91,9 +95,32 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         "iotchat-server is ready; clients use {}",
         server.profile().api_url.trim_end_matches("/api")
     );
-    shutdown_signal().await;
-    tracing::info!("shutting down");
+    let stdin_closed = async {
+        if stop_with_stdin {
+            stdin_closed().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!("shutting down"),
+        () = stdin_closed => tracing::info!("standard input closed (the app that started it is gone); shutting down"),
+    }
     server.stop().await
+}
+
+/// Resolves when standard input reaches its end (or fails), reading and dropping what comes.
+async fn stdin_closed() {
+    let (done, closed) = tokio::sync::oneshot::channel::<()>();
+    // A thread of its own: reading stdin blocks, and tokio's stdin would hold a runtime thread.
+    std::thread::spawn(move || {
+        use std::io::Read as _;
+        let mut sink = [0u8; 256];
+        let mut stdin = std::io::stdin().lock();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        let _ = done.send(());
+    });
+    let _ = closed.await;
 }
 
 async fn shutdown_signal() {

@@ -6,13 +6,14 @@ use iotchat_client::protocol::chat::{
     Account, FollowedRoom, HistoryPage, RoomSummary, TimelineMessage,
 };
 use iotchat_client::protocol::desktop::{
-    AppInfo, BackendChoice, BackendInfo, SessionState, Settings,
+    AppInfo, BackendChoice, BackendInfo, SessionState, Settings, UpdateStatus,
 };
 use iotchat_client::protocol::{Code, ErrorBody, MessageId, RoomName};
 use tauri::State;
 
 use crate::shell::{Shell, error};
 use crate::tray;
+use crate::updates::Updates;
 
 type Answer<T> = Result<T, ErrorBody>;
 
@@ -194,4 +195,36 @@ pub(crate) fn settings_get(shell: State<'_, Shell>) -> Answer<Settings> {
 #[tauri::command]
 pub(crate) fn settings_set(shell: State<'_, Shell>, settings: Settings) -> Answer<Settings> {
     shell.set_settings(settings)
+}
+
+/// What the updater knows: the channel, the running version, and what it found.
+#[tauri::command]
+pub(crate) fn update_status(updates: State<'_, Updates>) -> Answer<UpdateStatus> {
+    Ok(updates.status())
+}
+
+/// "Check for updates…": the answer comes as an `app://update` event (and from `update_status`).
+#[tauri::command]
+pub(crate) async fn update_check(
+    app: tauri::AppHandle,
+    updates: State<'_, Updates>,
+) -> Answer<UpdateStatus> {
+    updates.check(&app, true).await;
+    Ok(updates.status())
+}
+
+/// "Install and restart": on success the app restarts into the new version.
+#[tauri::command]
+pub(crate) async fn update_install(
+    app: tauri::AppHandle,
+    updates: State<'_, Updates>,
+) -> Answer<()> {
+    updates.install(&app).await
+}
+
+/// "Later".
+#[tauri::command]
+pub(crate) fn update_dismiss(app: tauri::AppHandle, updates: State<'_, Updates>) -> Answer<()> {
+    updates.dismiss(&app);
+    Ok(())
 }

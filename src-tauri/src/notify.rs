@@ -73,10 +73,16 @@ fn show(app: &AppHandle, summary: &str, body: &str, room: iotchat_client::protoc
 #[cfg(not(all(unix, not(target_os = "macos"))))]
 fn show(app: &AppHandle, summary: &str, body: &str, room: iotchat_client::protocol::RoomName) {
     // macOS and Windows report no clicks through notify-rust; the notification still shows.
-    let _ = (app, room);
-    if let Err(e) =
-        notify_rust::Notification::new().appname("IoT Chat").summary(summary).body(body).show()
-    {
+    let _ = room;
+    let mut notification = notify_rust::Notification::new();
+    notification.appname("IoT Chat").summary(summary).body(body);
+    // The installers give the Start-menu shortcut this AppUserModelID, which Windows shows the
+    // app's name and icon for.
+    #[cfg(windows)]
+    notification.app_id(&app.config().identifier);
+    #[cfg(not(windows))]
+    let _ = app;
+    if let Err(e) = notification.show() {
         tracing::info!(%e, "no notification shown");
     }
     let _ = (show_window, EVENT_OPEN_ROOM);

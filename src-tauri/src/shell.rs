@@ -18,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter as _, Manager as _};
 use tokio::sync::RwLock;
 
-use crate::{notify, tray};
+use crate::local_server::LocalServer;
+use crate::updates::Updates;
+use crate::{autostart, notify, tray};
 
 /// Keychain service of the app's entries (the CLI uses the same, so they share a session).
 const KEYCHAIN_SERVICE: &str = "dev.iotchat.desktop";
@@ -51,6 +53,8 @@ pub(crate) struct Shell {
     focused: AtomicBool,
     /// Set by `session_state` on the first call, so a restart resumes the session once.
     restored: AtomicBool,
+    /// The server "This computer" runs, when the app started it.
+    pub(crate) local: Arc<LocalServer>,
 }
 
 impl std::fmt::Debug for Shell {
@@ -78,6 +82,7 @@ impl Shell {
             }
         };
         let saved = load(&data_dir);
+        let data_dir_for_server = data_dir.clone();
         let choice = backend_override().or(saved.backend).unwrap_or(BackendChoice::Local);
         Self {
             app,
@@ -91,6 +96,7 @@ impl Shell {
             shown_room: Mutex::new(None),
             focused: AtomicBool::new(true),
             restored: AtomicBool::new(false),
+            local: Arc::new(LocalServer::new(&data_dir_for_server)),
         }
     }
 
@@ -98,14 +104,40 @@ impl Shell {
         self.settings.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    pub(crate) fn set_settings(&self, settings: Settings) -> Result<Settings, ErrorBody> {
+    pub(crate) fn set_settings(&self, mut settings: Settings) -> Result<Settings, ErrorBody> {
+        let before = self.settings();
+        if settings.start_on_login != before.start_on_login {
+            autostart::set(&self.app, settings.start_on_login)?;
+        }
+        if !settings.start_on_login {
+            settings.start_hidden = false;
+        }
         if let Ok(mut current) = self.settings.lock() {
             *current = settings.clone();
         }
         self.save()?;
         tray::settings_changed(&self.app, &settings);
         let _ = self.app.emit(iotchat_client::protocol::desktop::EVENT_SETTINGS, settings.clone());
+        if settings.update_channel != before.update_channel {
+            self.app.state::<Updates>().channel_changed(&self.app, settings.update_channel);
+        }
         Ok(settings)
+    }
+
+    /// Takes the start-on-login state from the system (the entry may have been removed there).
+    pub(crate) fn sync_autostart(&self) {
+        let Some(enabled) = autostart::enabled(&self.app) else { return };
+        let mut settings = self.settings();
+        if settings.start_on_login != enabled {
+            settings.start_on_login = enabled;
+            settings.start_hidden &= enabled;
+            if let Ok(mut current) = self.settings.lock() {
+                *current = settings;
+            }
+            if let Err(e) = self.save() {
+                tracing::warn!(message = %e.message, "cannot save the start-on-login state");
+            }
+        }
     }
 
     pub(crate) fn backend_info(&self) -> BackendInfo {
@@ -150,7 +182,7 @@ impl Shell {
         }
         let choice = self.backend_info().choice;
         let cached = self.last_profile.lock().ok().and_then(|p| p.clone());
-        let backend = match resolve(&choice).await {
+        let backend = match resolve(&choice, &self.local).await {
             Ok(backend) => backend,
             // Unreachable now, known from before: start offline; the link keeps trying.
             Err(e) if e.code == Code::Unavailable && cached.is_some() => {
@@ -201,6 +233,11 @@ impl Shell {
         if self.restored.swap(true, Ordering::SeqCst) {
             return Ok(None);
         }
+        // The backend came up only after someone signed in (it was unreachable at start):
+        // resuming the stored session now would end theirs.
+        if client.account().await.is_some() {
+            return Ok(None);
+        }
         match client.restore().await {
             Ok(_) => {
                 tray::refresh_unread(&self.app, &client).await;
@@ -224,7 +261,7 @@ impl Shell {
                 "Log out before choosing another backend.",
             ));
         }
-        let backend = resolve(&choice).await.map_err(error)?;
+        let backend = resolve(&choice, &self.local).await.map_err(error)?;
         let label = backend.label();
         let client = self.start_client(backend)?;
         let profile = client.backend().profile.clone();
@@ -332,18 +369,24 @@ async fn react(app: &AppHandle, client: &Client, event: &Event) {
     }
 }
 
-async fn resolve(choice: &BackendChoice) -> Result<Backend, ClientError> {
+async fn resolve(choice: &BackendChoice, local: &Arc<LocalServer>) -> Result<Backend, ClientError> {
     match choice {
-        BackendChoice::Local => Backend::fetch(LOCAL_SERVER, None).await.map_err(|e| {
-            ClientError::new(
-                e.code,
-                format!(
-                    "The local server is not answering at {LOCAL_SERVER} ({}). Start it with \
-                     `cargo xtask run`, or choose another backend.",
-                    e.message
-                ),
-            )
-        }),
+        BackendChoice::Local => {
+            if let Err(problem) = local.ensure().await {
+                return Err(ClientError::new(Code::Unavailable, problem));
+            }
+            Backend::fetch(LOCAL_SERVER, None).await.map_err(|e| {
+                ClientError::new(
+                    e.code,
+                    format!(
+                        "The server on this computer is not answering at {LOCAL_SERVER} ({}). \
+                         Its log is {}; or choose another backend.",
+                        e.message,
+                        local.log_path().display()
+                    ),
+                )
+            })
+        }
         BackendChoice::Server { address, ca_certificate } => {
             Backend::fetch(address, ca_certificate.as_deref()).await
         }

@@ -11,6 +11,7 @@ use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager as _, Wry};
 
 use crate::shell::{Shell, show_window};
+use crate::updates::Updates;
 
 const TRAY_ID: &str = "main";
 const ICON: &[u8] = include_bytes!("../../icons/tray.png");
@@ -32,9 +33,11 @@ pub(crate) fn build(app: &AppHandle) -> tauri::Result<()> {
         settings.do_not_disturb,
         None::<&str>,
     )?;
+    let updates =
+        MenuItem::with_id(app, "check-updates", "Check for updates…", true, None::<&str>)?;
     let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
     let separator = PredefinedMenuItem::separator(app)?;
-    let menu = Menu::with_items(app, &[&open, &dnd, &separator, &quit])?;
+    let menu = Menu::with_items(app, &[&open, &dnd, &updates, &separator, &quit])?;
     app.manage(TrayMenu { dnd });
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(Image::from_bytes(ICON)?)
@@ -49,6 +52,14 @@ pub(crate) fn build(app: &AppHandle) -> tauri::Result<()> {
                 if let Err(e) = shell.set_settings(settings) {
                     tracing::warn!(message = %e.message, "cannot save do-not-disturb");
                 }
+            }
+            "check-updates" => {
+                // The answer shows in the window's banner.
+                show_window(app);
+                let app = app.clone();
+                tauri::async_runtime::spawn(async move {
+                    app.state::<Updates>().check(&app, true).await;
+                });
             }
             "quit" => app.exit(0),
             _ => {}

@@ -50,7 +50,10 @@ async fn the_tray_icon_shows_unread_and_its_menu_sets_do_not_disturb_opens_and_q
     let tray = slot.lock().await.take().context("the test tray")?;
 
     let item = tray.item().await?;
-    assert_eq!(tray.menu_labels(&item).await?, ["Open IoT Chat", "Do not disturb", "Quit"]);
+    assert_eq!(
+        tray.menu_labels(&item).await?,
+        ["Open IoT Chat", "Do not disturb", "Check for updates…", "Quit"]
+    );
     let idle = tray.icon(&item).await?;
 
     app.click("go-register").await?;

@@ -361,6 +361,16 @@ impl DesktopApp {
         app: &Path,
         env: &[(&str, String)],
     ) -> Result<Self> {
+        Self::open_with_args(desktop, app, env, &[]).await
+    }
+
+    /// [`DesktopApp::open`], with command-line arguments for the app.
+    pub async fn open_with_args(
+        desktop: std::sync::Arc<Desktop>,
+        app: &Path,
+        env: &[(&str, String)],
+        args: &[&str],
+    ) -> Result<Self> {
         let port = free_loopback_port()?;
         let native_port = free_loopback_port()?;
         let mut command = desktop.command("tauri-driver");
@@ -382,7 +392,7 @@ impl DesktopApp {
         caps.insert("browserName".into(), "wry".into());
         caps.insert(
             "tauri:options".into(),
-            serde_json::json!({ "application": app.to_string_lossy() }),
+            serde_json::json!({ "application": app.to_string_lossy(), "args": args }),
         );
         // Several rustls crypto back ends are compiled in; pick one (a second call is a no-op).
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

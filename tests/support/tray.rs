@@ -96,6 +96,28 @@ impl TrayHost {
         Ok(Self { connection, items })
     }
 
+    /// The process that owns `item` on the bus (the app behind the tray icon).
+    pub async fn owner_pid(&self, item: &TrayItem) -> Result<u32> {
+        let bus = zbus::fdo::DBusProxy::new(&self.connection).await?;
+        let name = zbus::names::BusName::try_from(item.bus_name.as_str())?;
+        Ok(bus.get_connection_unix_process_id(name).await?)
+    }
+
+    /// Waits for a tray item registered after `old` (the app started again).
+    pub async fn item_after(&self, old: &TrayItem) -> Result<TrayItem> {
+        let deadline = tokio::time::Instant::now() + crate::UI_TIMEOUT;
+        loop {
+            let newest = self.items.lock().ok().and_then(|items| items.last().cloned());
+            if let Some(item) = newest.filter(|item| item != old) {
+                return Ok(item);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("no new tray icon registered with the test tray");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits for the first tray item to register.
     pub async fn item(&self) -> Result<TrayItem> {
         let deadline = tokio::time::Instant::now() + crate::UI_TIMEOUT;

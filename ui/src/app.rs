@@ -3,7 +3,8 @@
 
 use iotchat_protocol::chat::{ConnectionState, Event};
 use iotchat_protocol::desktop::{
-    EVENT_CLIENT, EVENT_OPEN_ROOM, EVENT_RESYNC, EVENT_SETTINGS, Settings, Theme,
+    EVENT_CLIENT, EVENT_OPEN_ROOM, EVENT_RESYNC, EVENT_SETTINGS, EVENT_UPDATE, Settings, Theme,
+    UpdateStatus,
 };
 use iotchat_protocol::{ErrorBody, RoomName};
 use leptos::prelude::*;
@@ -19,6 +20,7 @@ use crate::settings::SettingsScreen;
 use crate::sidebar::Sidebar;
 use crate::state::{AppState, Phase, View, use_state};
 use crate::time;
+use crate::update::UpdateBanner;
 
 /// The root component.
 #[allow(unreachable_pub)] // see lib.rs
@@ -69,26 +71,33 @@ async fn start(state: AppState) {
     // A retry after a failed start must not register the listeners twice (a listener that
     // could not be registered is reported below; registering it again would not help).
     if !LISTENING.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        let results = [
-            ipc::listen(EVENT_CLIENT, move |event: Result<Event, ErrorBody>| match event {
-                Ok(event) => state.handle_event(event),
-                Err(e) => state.report("An update from the app was lost", &e),
-            })
-            .await,
-            ipc::listen(EVENT_RESYNC, move |_: Result<(), ErrorBody>| state.resync()).await,
-            ipc::listen(EVENT_OPEN_ROOM, move |room: Result<String, ErrorBody>| {
-                open_room_from_shell(state, room)
-            })
-            .await,
-            ipc::listen(
-                EVENT_SETTINGS,
-                move |settings: Result<Settings, ErrorBody>| match settings {
-                    Ok(settings) => state.settings.set(settings),
-                    Err(e) => state.report("Changed settings could not be read", &e),
-                },
-            )
-            .await,
-        ];
+        let results =
+            [
+                ipc::listen(EVENT_CLIENT, move |event: Result<Event, ErrorBody>| match event {
+                    Ok(event) => state.handle_event(event),
+                    Err(e) => state.report("An update from the app was lost", &e),
+                })
+                .await,
+                ipc::listen(EVENT_RESYNC, move |_: Result<(), ErrorBody>| state.resync()).await,
+                ipc::listen(EVENT_OPEN_ROOM, move |room: Result<String, ErrorBody>| {
+                    open_room_from_shell(state, room)
+                })
+                .await,
+                ipc::listen(EVENT_SETTINGS, move |settings: Result<Settings, ErrorBody>| {
+                    match settings {
+                        Ok(settings) => state.settings.set(settings),
+                        Err(e) => state.report("Changed settings could not be read", &e),
+                    }
+                })
+                .await,
+                ipc::listen(EVENT_UPDATE, move |status: Result<UpdateStatus, ErrorBody>| {
+                    match status {
+                        Ok(status) => state.update.set(Some(status)),
+                        Err(e) => state.report("The updater's news could not be read", &e),
+                    }
+                })
+                .await,
+            ];
         problems.extend(results.into_iter().filter_map(Result::err));
     }
     let mark = state.connection_mark();
@@ -100,6 +109,15 @@ async fn start(state: AppState) {
         }
     }
     state.load_settings();
+    match ipc::update_status().await {
+        // An event may have come first; it is as new or newer.
+        Ok(status) => {
+            if state.update.get_untracked().is_none() {
+                state.update.set(Some(status));
+            }
+        }
+        Err(e) => problems.push(e),
+    }
     if let Some(problem) = problems.first() {
         state.report("Live updates are not working", problem);
     }
@@ -165,6 +183,7 @@ fn MainScreen() -> impl IntoView {
             <Sidebar />
             <main class="main">
                 <ConnectionBanner />
+                <UpdateBanner />
                 <Notice />
                 <ErrorBar />
                 <div class="view">

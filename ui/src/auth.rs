@@ -9,6 +9,7 @@ use leptos::task::spawn_local;
 use crate::field::{FieldError, TextField, error_message};
 use crate::ipc;
 use crate::state::{AppState, use_state};
+use crate::update::UpdateBanner;
 
 /// Which field an error concerns, so it is shown next to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,7 @@ pub(crate) fn AuthScreen() -> impl IntoView {
 
     view! {
         <main class="centered auth" data-testid="auth-screen">
+            <div class="auth-banner"><UpdateBanner /></div>
             <section class="card auth-card" aria-labelledby="auth-title">
                 <img class="logo" src="/128x128@2x.png" alt="" width="48" height="48" />
                 <h1 id="auth-title">

@@ -4,7 +4,9 @@
 //! argument keys in camelCase as Tauri expects them.
 
 use iotchat_protocol::chat::{Account, FollowedRoom, HistoryPage, RoomSummary, TimelineMessage};
-use iotchat_protocol::desktop::{AppInfo, BackendChoice, BackendInfo, SessionState, Settings};
+use iotchat_protocol::desktop::{
+    AppInfo, BackendChoice, BackendInfo, SessionState, Settings, UpdateStatus,
+};
 use iotchat_protocol::{Code, ErrorBody, MessageId, RoomName, api::Room};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -255,4 +257,20 @@ struct SettingsArgs<'a> {
 
 pub(crate) async fn settings_set(settings: &Settings) -> Result<Settings, ErrorBody> {
     invoke("settings_set", &SettingsArgs { settings }).await
+}
+
+pub(crate) async fn update_status() -> Result<UpdateStatus, ErrorBody> {
+    invoke("update_status", &NoArgs {}).await
+}
+
+pub(crate) async fn update_check() -> Result<UpdateStatus, ErrorBody> {
+    invoke("update_check", &NoArgs {}).await
+}
+
+pub(crate) async fn update_install() -> Result<(), ErrorBody> {
+    invoke("update_install", &NoArgs {}).await
+}
+
+pub(crate) async fn update_dismiss() -> Result<(), ErrorBody> {
+    invoke("update_dismiss", &NoArgs {}).await
 }

@@ -18,5 +18,6 @@ mod sidebar;
 mod state;
 mod time;
 mod timeline;
+mod update;
 
 pub use app::App;

@@ -1,13 +1,14 @@
 //! Settings: notifications, tray, theme, the backend, and logging out. Each change is saved at
 //! once; there is no Save button to forget.
 
-use iotchat_protocol::desktop::{AppInfo, Settings, Theme};
+use iotchat_protocol::desktop::{AppInfo, Settings, Theme, UpdateChannel, UpdateState};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::ipc;
 use crate::sidebar::log_out;
 use crate::state::{AppState, use_state};
+use crate::update;
 
 /// Saves `next`; shows the shell's answer, or puts the old value back and says why.
 fn save(state: AppState, next: Settings, error: RwSignal<Option<String>>) {
@@ -147,6 +148,97 @@ pub(crate) fn SettingsScreen() -> impl IntoView {
                                 })
                                 .collect_view()}
                         </select>
+                    </div>
+                </fieldset>
+                <fieldset class="group">
+                    <legend>"Start-up"</legend>
+                    {toggle(
+                        "setting-start-on-login",
+                        "Start on login",
+                        "Open IoT Chat when you log in to this computer.",
+                        |s| s.start_on_login,
+                        |s, v| s.start_on_login = v,
+                    )}
+                    <div class="setting" class:disabled=move || !state.settings.with(|s| s.start_on_login)>
+                        <input
+                            type="checkbox"
+                            id="setting-start-hidden"
+                            data-testid="setting-start-hidden"
+                            aria-describedby="setting-start-hidden-hint"
+                            prop:checked=move || state.settings.with(|s| s.start_hidden)
+                            disabled=move || !state.settings.with(|s| s.start_on_login)
+                            on:change=move |ev| {
+                                let mut next = state.settings.get_untracked();
+                                next.start_hidden = event_target_checked(&ev);
+                                save(state, next, error);
+                            }
+                        />
+                        <div class="setting-text">
+                            <label for="setting-start-hidden">"Start hidden in the tray"</label>
+                            <p class="hint" id="setting-start-hidden-hint">
+                                "At login, only the tray icon appears; notifications still come."
+                            </p>
+                        </div>
+                    </div>
+                </fieldset>
+                <fieldset class="group">
+                    <legend>"Updates"</legend>
+                    <div class="setting">
+                        <div class="setting-text">
+                            <label for="setting-update-channel">"Update channel"</label>
+                            <p class="hint" id="setting-update-channel-hint">
+                                "Beta gets new versions a few weeks early. Switching back to Stable never installs an older version."
+                            </p>
+                        </div>
+                        <select
+                            id="setting-update-channel"
+                            data-testid="setting-update-channel"
+                            aria-describedby="setting-update-channel-hint"
+                            on:change=move |ev| {
+                                let channel = match event_target_value(&ev).as_str() {
+                                    "beta" => UpdateChannel::Beta,
+                                    _ => UpdateChannel::Stable,
+                                };
+                                let mut next = state.settings.get_untracked();
+                                next.update_channel = channel;
+                                save(state, next, error);
+                            }
+                        >
+                            {[UpdateChannel::Stable, UpdateChannel::Beta]
+                                .into_iter()
+                                .map(|channel| view! {
+                                    <option
+                                        value=channel.as_str()
+                                        prop:selected=move || state.settings.with(|s| s.update_channel == channel)
+                                    >
+                                        {channel.label()}
+                                    </option>
+                                })
+                                .collect_view()}
+                        </select>
+                    </div>
+                    <div class="setting">
+                        <div class="setting-text">
+                            <span class="label">"Version"</span>
+                            <p class="hint" data-testid="update-status" aria-live="polite">
+                                {move || state.update.with(|u| u.as_ref().map_or_else(
+                                    || "The updater has not answered yet.".to_owned(),
+                                    update::describe,
+                                ))}
+                            </p>
+                        </div>
+                        <button
+                            class="button"
+                            type="button"
+                            data-testid="update-check"
+                            disabled=move || state.update.with(|u| u.as_ref().is_some_and(|u| matches!(
+                                u.state,
+                                UpdateState::Checking | UpdateState::Downloading { .. } | UpdateState::Installing { .. }
+                            )))
+                            on:click=move |_| update::check()
+                        >
+                            "Check for updates…"
+                        </button>
                     </div>
                 </fieldset>
                 <fieldset class="group">

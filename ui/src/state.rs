@@ -2,7 +2,7 @@
 //! timeline. One copy lives in the Leptos context; the shell's events update it in one place.
 
 use iotchat_protocol::chat::{Account, ConnectionState, Event, FollowedRoom, StoreKind};
-use iotchat_protocol::desktop::{BackendInfo, SessionState, Settings};
+use iotchat_protocol::desktop::{BackendInfo, SessionState, Settings, UpdateStatus};
 use iotchat_protocol::{ErrorBody, RoomName};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -45,6 +45,8 @@ pub(crate) struct AppState {
     /// What the shell wants the user to know about the session (it ended, it will not last).
     pub(crate) notice: RwSignal<Option<String>>,
     pub(crate) settings: RwSignal<Settings>,
+    /// What the updater knows (`None` until the shell answered).
+    pub(crate) update: RwSignal<Option<UpdateStatus>>,
     pub(crate) followed: RwSignal<Vec<FollowedRoom>>,
     /// False until the first answer of `rooms_followed`.
     pub(crate) followed_loaded: RwSignal<bool>,
@@ -77,6 +79,7 @@ impl AppState {
             reconnect_due_ms: RwSignal::new(0.0),
             notice: RwSignal::new(None),
             settings: RwSignal::new(Settings::default()),
+            update: RwSignal::new(None),
             followed: RwSignal::new(Vec::new()),
             followed_loaded: RwSignal::new(false),
             total_unread: RwSignal::new(0),

@@ -1,6 +1,7 @@
 //! The project's commands. `cargo xtask run` starts the app; `cargo xtask test` runs every test.
 //! Both first install what this machine lacks (and skip what it has), saying what they do.
 
+mod release;
 mod setup;
 mod sh;
 
@@ -17,7 +18,12 @@ commands:
   run      install what is missing, build the UI and the app, and open the app
   test     install what is missing, then run every check and test (what CI runs)
   setup    only install what is missing
+  prepare  build what the tests run (UI, apps, bundles, server, CLI) and print the environment
+           that runs one test by hand: `env $(cargo xtask prepare | tail -1) cargo test …`
   app      build the UI and the release app (what `run` starts), without running it
+  release  <version> [--channel stable|beta] [--out DIR]: this platform's installers with the
+           server inside, signed for the updater (TAURI_SIGNING_PRIVATE_KEY), and the channel's
+           latest.json, in a folder ready to upload
   icons    regenerate icons/ from icons/icon.svg (uses the Tauri CLI)
   bench    the desktop benchmark beside an empty Tauri + Leptos app [--runs N]; writes
            docs/benchmarks/desktop.md
@@ -29,6 +35,14 @@ fn main() {
         Some("run") => run(),
         Some("test") => test(),
         Some("setup") => setup::ensure(setup::Purpose::Test).map(|_| ()),
+        Some("prepare") => setup::ensure(setup::Purpose::Test).and_then(|tools| {
+            build_ui(&tools)?;
+            let env = prepare_tests(&tools)?;
+            let line: Vec<String> =
+                env.iter().map(|(k, v)| format!("{k}={}", v.to_string_lossy())).collect();
+            println!("{}", line.join(" "));
+            Ok(())
+        }),
         Some("app") => setup::ensure(setup::Purpose::Run).and_then(|tools| {
             build_ui(&tools)?;
             let app = build_app()?;
@@ -36,6 +50,8 @@ fn main() {
             Ok(())
         }),
         Some("icons") => icons(),
+        Some("release") => setup::ensure(setup::Purpose::Run)
+            .and_then(|tools| release::release(&tools, &args[1..])),
         Some("bench") => bench(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
@@ -123,66 +139,25 @@ fn sync_dir(from: &Path, to: &Path) -> Result<usize> {
 
 fn build_app() -> Result<PathBuf> {
     step("Building the desktop app with the UI embedded (release)");
-    Cmd::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "--package",
-            "iotchat-desktop",
-            "--features",
-            "custom-protocol",
-        ])
-        .dir(root())
-        .run()?;
+    build_app_with(&[], None)
+}
+
+/// Builds the release app with extra cargo `features` and, when given, a configuration merged
+/// into tauri.conf.json (`TAURI_CONFIG`). Returns the binary, valid until the next build.
+fn build_app_with(features: &[&str], tauri_config: Option<&str>) -> Result<PathBuf> {
+    let mut all = vec!["custom-protocol"];
+    all.extend_from_slice(features);
+    let mut cmd = Cmd::new("cargo")
+        .args(["build", "--release", "--package", "iotchat-desktop", "--features"])
+        .arg(all.join(","))
+        .dir(root());
+    if let Some(config) = tauri_config {
+        cmd = cmd.env("TAURI_CONFIG", config);
+    }
+    cmd.run()?;
     Ok(target_dir()?
         .join("release")
         .join(format!("iotchat-desktop{}", std::env::consts::EXE_SUFFIX)))
-}
-
-/// Where `cargo xtask run` serves the local backend.
-const LOCAL_SERVER: &str = "127.0.0.1:8787";
-
-/// The local server started for `cargo xtask run`, stopped (SIGTERM, graceful) when dropped.
-struct LocalServer(Option<std::process::Child>);
-
-impl Drop for LocalServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = Cmd::new("kill").args(["-TERM", &child.id().to_string()]).succeeds();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn start_local_server() -> Result<LocalServer> {
-    let addr: std::net::SocketAddr = LOCAL_SERVER.parse()?;
-    if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300)).is_ok() {
-        println!("    something already listens on {LOCAL_SERVER}; using it as the local server");
-        return Ok(LocalServer(None));
-    }
-    step("Building and starting iotchat-server, the local backend (release)");
-    Cmd::new("cargo")
-        .args(["build", "--release", "--package", "iotchat-server"])
-        .dir(root())
-        .run()?;
-    let exe = target_dir()?
-        .join("release")
-        .join(format!("iotchat-server{}", std::env::consts::EXE_SUFFIX));
-    let child = std::process::Command::new(&exe)
-        .args(["serve", "--listen", LOCAL_SERVER])
-        .spawn()
-        .with_context(|| format!("starting {}", exe.display()))?;
-    let server = LocalServer(Some(child));
-    for _ in 0..100 {
-        if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100))
-            .is_ok()
-        {
-            println!("    iotchat-server is serving on http://{LOCAL_SERVER}");
-            return Ok(server);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    bail!("iotchat-server did not start listening on {LOCAL_SERVER} within 10 s")
 }
 
 fn run() -> Result<()> {
@@ -199,8 +174,13 @@ fn run() -> Result<()> {
             app.display()
         );
     }
-    let _server = start_local_server()?;
-    step("Starting IoT Chat (close the window to stop; the local server stops with it)");
+    // The app runs "This computer" itself, from the server beside it (as installed).
+    step("Building iotchat-server, which the app starts for \"This computer\" (release)");
+    Cmd::new("cargo")
+        .args(["build", "--release", "--package", "iotchat-server"])
+        .dir(root())
+        .run()?;
+    step("Starting IoT Chat (quit it to stop; the server it started stops with it)");
     Cmd::new(app).dir(root()).run()
 }
 
@@ -210,6 +190,12 @@ fn test() -> Result<()> {
 
     step("Checking formatting (cargo fmt --check)");
     Cmd::new("cargo").args(["fmt", "--all", "--check"]).dir(&root).run()?;
+
+    step("Linting the GitHub workflows (actionlint, with shellcheck on their scripts)");
+    Cmd::new(tools.actionlint.as_deref().context("setup installs actionlint for tests")?)
+        .args(["-shellcheck", "shellcheck"])
+        .dir(&root)
+        .run()?;
 
     build_ui(&tools)?;
 
@@ -230,32 +216,76 @@ fn test() -> Result<()> {
         .dir(&root)
         .run()?;
 
+    let env = prepare_tests(&tools)?;
+
+    step(&format!(
+        "Checking that the shell compiles for Windows (cargo check --target {})",
+        setup::WINDOWS_TARGET
+    ));
+    Cmd::new("cargo")
+        .args(["check", "--package", "iotchat-desktop", "--target", setup::WINDOWS_TARGET])
+        .dir(&root)
+        .run()?;
+    println!(
+        "    macOS is checked by the CI workflow on macOS: its C dependencies (SQLite, aws-lc) \
+         need the macOS SDK's headers, which no package registry carries"
+    );
+
+    step("Running every test (unit, integration, desktop end to end)");
+    let mut test = Cmd::new("cargo")
+        .args(["test", "--no-fail-fast"])
+        .dir(&root)
+        .path_prepend(&tools.cargo_bin);
+    for (key, value) in &env {
+        test = test.env(key, value);
+    }
+    test.run()?;
+
+    step("All checks and tests passed");
+    Ok(())
+}
+
+/// The version `app` reports (`--version` prints "IoT Chat 1.2.3").
+fn app_version(app: &Path) -> Result<String> {
+    let out = Cmd::new(app).arg("--version").output()?;
+    out.split_whitespace()
+        .last()
+        .map(str::to_owned)
+        .with_context(|| format!("{} --version printed {out:?}", app.display()))
+}
+
+/// Builds everything the tests run as programs, and returns the environment that tells the
+/// tests where it is.
+fn prepare_tests(tools: &setup::Tools) -> Result<Vec<(&'static str, std::ffi::OsString)>> {
+    // The builds for the updater test first: each leaves its binary where the next one goes.
+    let updates = release::update_test_builds(tools)?;
     let app = build_app()?;
+    step("Building the .deb and .rpm that the install test installs");
+    let bundles = release::bundle(tools, &app, &app_version(&app)?, false)?;
+    let deb = bundles
+        .iter()
+        .find(|b| b.path.extension().is_some_and(|e| e == "deb"))
+        .context("the bundler made no .deb")?;
 
     step("Building iotchat-server and the iotchat CLI (tests run them as processes)");
     Cmd::new("cargo")
         .args(["build", "--package", "iotchat-server", "--package", "iotchat-client", "--bins"])
-        .dir(&root)
+        .dir(root())
         .run()?;
     let exe = |name: &str| -> Result<PathBuf> {
         Ok(target_dir()?.join("debug").join(format!("{name}{}", std::env::consts::EXE_SUFFIX)))
     };
-    let server = exe("iotchat-server")?;
-
-    step("Running every test (unit, integration, desktop end to end)");
-    Cmd::new("cargo")
-        .args(["test", "--no-fail-fast"])
-        .dir(&root)
-        .path_prepend(&tools.cargo_bin)
-        .env("IOTCHAT_APP_BIN", &app)
-        .env("IOTCHAT_SERVER_BIN", &server)
-        .env("IOTCHAT_CLI_BIN", exe("iotchat")?)
-        .env("IOTCHAT_PEERS_PYTHON", tools.peers_python.as_deref().unwrap_or(Path::new("python3")))
-        .env("IOTCHAT_SCREENSHOT_DIR", target_dir()?.join("screenshots"))
-        .run()?;
-
-    step("All checks and tests passed");
-    Ok(())
+    let python = tools.peers_python.clone().unwrap_or_else(|| PathBuf::from("python3"));
+    Ok(vec![
+        ("IOTCHAT_APP_BIN", app.into()),
+        ("IOTCHAT_SERVER_BIN", exe("iotchat-server")?.into()),
+        ("IOTCHAT_CLI_BIN", exe("iotchat")?.into()),
+        ("IOTCHAT_PEERS_PYTHON", python.into()),
+        ("IOTCHAT_SCREENSHOT_DIR", target_dir()?.join("screenshots").into()),
+        ("IOTCHAT_UPDATE_A_BIN", updates.a.into()),
+        ("IOTCHAT_UPDATE_B_BIN", updates.b.into()),
+        ("IOTCHAT_DEB", deb.path.clone().into()),
+    ])
 }
 
 fn bench(args: &[String]) -> Result<()> {

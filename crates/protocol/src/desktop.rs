@@ -85,6 +85,12 @@ pub struct Settings {
     /// Closing the window hides it to the tray instead of quitting.
     pub close_to_tray: bool,
     pub theme: Theme,
+    /// Which releases the updater offers.
+    pub update_channel: UpdateChannel,
+    /// Start IoT Chat when the user logs in to the computer.
+    pub start_on_login: bool,
+    /// When started at login, stay in the tray instead of opening the window.
+    pub start_hidden: bool,
 }
 
 impl Default for Settings {
@@ -95,6 +101,105 @@ impl Default for Settings {
             do_not_disturb: false,
             close_to_tray: false,
             theme: Theme::System,
+            update_channel: UpdateChannel::Stable,
+            start_on_login: false,
+            start_hidden: false,
         }
     }
+}
+
+/// The Tauri event carrying a new [`UpdateStatus`].
+pub const EVENT_UPDATE: &str = "app://update";
+
+/// A stream of releases the updater follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UpdateChannel {
+    /// Finished releases.
+    #[default]
+    Stable,
+    /// Release candidates, a few weeks ahead of stable.
+    Beta,
+}
+
+impl UpdateChannel {
+    /// The name in manifest URLs (`{{channel}}`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stable => "stable",
+            Self::Beta => "beta",
+        }
+    }
+
+    /// The name people read.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Stable => "Stable",
+            Self::Beta => "Beta",
+        }
+    }
+}
+
+/// What the updater knows and does; answer of `update_status`, and the payload of
+/// [`EVENT_UPDATE`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStatus {
+    /// The channel the state below is about.
+    pub channel: UpdateChannel,
+    /// The version running now.
+    pub current_version: String,
+    pub state: UpdateState,
+    /// When the last check ended, in ms since the Unix epoch.
+    pub checked_at_ms: Option<u64>,
+    /// A person asked for this check (tray menu, Settings): its outcome is shown even when it
+    /// is "nothing new".
+    pub requested: bool,
+}
+
+/// Where the updater is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum UpdateState {
+    /// No check has run yet.
+    Idle,
+    Checking,
+    /// Nothing newer on the channel; `latest` is the channel's newest version when it said so.
+    #[serde(rename_all = "camelCase")]
+    UpToDate {
+        latest: Option<String>,
+    },
+    /// The channel's newest release is older than the installed version (a beta user on the
+    /// stable channel): it is not installed, since that would be a downgrade.
+    #[serde(rename_all = "camelCase")]
+    Ahead {
+        latest: String,
+    },
+    /// A newer release, signed, waiting for the user.
+    #[serde(rename_all = "camelCase")]
+    Available {
+        version: String,
+        notes: Option<String>,
+        /// RFC 3339, as the manifest gives it.
+        date: Option<String>,
+        /// The user chose "Later" for this version.
+        dismissed: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    Downloading {
+        version: String,
+        received: u64,
+        total: Option<u64>,
+    },
+    /// Verified and being put in place; the app restarts next.
+    #[serde(rename_all = "camelCase")]
+    Installing {
+        version: String,
+    },
+    /// A check, download or install failed; `version` is set when an update was under way.
+    #[serde(rename_all = "camelCase")]
+    Failed {
+        message: String,
+        version: Option<String>,
+    },
 }
