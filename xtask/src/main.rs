@@ -227,8 +227,9 @@ fn test() -> Result<()> {
         .dir(&root)
         .run()?;
     println!(
-        "    macOS is checked by the CI workflow on macOS: its C dependencies (SQLite, aws-lc) \
-         need the macOS SDK's headers, which no package registry carries"
+        "    macOS is checked by the CI workflow on macOS: build scripts compile C and \
+         Objective-C for it (objc2-exception-helper, SQLite, aws-lc), which needs a compiler \
+         for Apple targets and the macOS SDK's headers, which no package registry carries"
     );
 
     step("Running every test (unit, integration, desktop end to end)");
