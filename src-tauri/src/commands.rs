@@ -6,7 +6,7 @@ use iotchat_client::protocol::chat::{
     Account, FollowedRoom, HistoryPage, RoomSummary, TimelineMessage,
 };
 use iotchat_client::protocol::desktop::{
-    AppInfo, BackendChoice, BackendInfo, SessionState, Settings, UpdateStatus,
+    AppInfo, BackendChoice, BackendInfo, SessionState, Settings, TeamServer, UpdateStatus,
 };
 use iotchat_client::protocol::{Code, ErrorBody, MessageId, RoomName};
 use tauri::State;
@@ -192,9 +192,30 @@ pub(crate) fn settings_get(shell: State<'_, Shell>) -> Answer<Settings> {
     Ok(shell.settings())
 }
 
+/// Saves the settings. Hosting for the team, switched on or off, restarts the server first; if
+/// that fails, the old setting stays and the answer says why.
 #[tauri::command]
-pub(crate) fn settings_set(shell: State<'_, Shell>, settings: Settings) -> Answer<Settings> {
-    shell.set_settings(settings)
+pub(crate) async fn settings_set(shell: State<'_, Shell>, settings: Settings) -> Answer<Settings> {
+    let hosting_before = shell.settings().host_for_team;
+    let saved = shell.set_settings(settings)?;
+    if saved.host_for_team != hosting_before
+        && let Err(e) = shell.rehost(saved.host_for_team).await
+    {
+        let mut back = saved;
+        back.host_for_team = hosting_before;
+        shell.set_settings(back)?;
+        if let Err(again) = shell.rehost(hosting_before).await {
+            tracing::warn!(message = %again.message, "the server did not come back either");
+        }
+        return Err(e);
+    }
+    Ok(saved)
+}
+
+/// What the team needs to connect to the server this app hosts (`None` while not hosting).
+#[tauri::command]
+pub(crate) fn team_server(shell: State<'_, Shell>) -> Answer<Option<TeamServer>> {
+    Ok(shell.local.team())
 }
 
 /// What the updater knows: the channel, the running version, and what it found.

@@ -105,6 +105,7 @@ pub fn run() {
             commands::update_check,
             commands::update_install,
             commands::update_dismiss,
+            commands::team_server,
         ])
         .build(context);
     let app = match result {

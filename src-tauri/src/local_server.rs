@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use iotchat_client::protocol::desktop::TeamServer;
 use tokio::process::{Child, Command};
 
 /// Where "This computer" listens (the client's `LOCAL_SERVER`).
@@ -19,10 +20,48 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a server may take to stop gracefully on quit.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Who the server this app runs is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// This computer only: plain HTTP on 127.0.0.1:8787.
+    ThisComputer,
+    /// The team too: TLS on `listen`, reached as `host` (a name or address others can use).
+    Team { listen: SocketAddr, host: String },
+}
+
+impl Reach {
+    /// Hosting for the team: on every interface at port 8787, reached by this machine's
+    /// network address (`IOTCHAT_TEAM_LISTEN` and `IOTCHAT_TEAM_HOST` choose others).
+    pub(crate) fn team() -> Result<Self, String> {
+        let listen = match std::env::var("IOTCHAT_TEAM_LISTEN") {
+            Ok(listen) => listen
+                .parse()
+                .map_err(|e| format!("IOTCHAT_TEAM_LISTEN={listen:?} is not an address: {e}"))?,
+            Err(_) => SocketAddr::from(([0, 0, 0, 0], 8787)),
+        };
+        let host = match std::env::var("IOTCHAT_TEAM_HOST") {
+            Ok(host) => host,
+            Err(_) => network_address().ok_or_else(|| {
+                "This computer has no network address others could reach.".to_owned()
+            })?,
+        };
+        Ok(Self::Team { listen, host })
+    }
+}
+
+/// The address this machine uses on its network (no packet is sent to find it).
+fn network_address() -> Option<String> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then(|| ip.to_string())
+}
+
 /// The server this app started, if any.
 #[derive(Debug)]
 pub(crate) struct LocalServer {
     data_dir: PathBuf,
+    reach: std::sync::Mutex<Reach>,
     child: tokio::sync::Mutex<Option<Child>>,
     /// The watcher is running (started once).
     watching: AtomicBool,
@@ -32,9 +71,10 @@ pub(crate) struct LocalServer {
 
 impl LocalServer {
     /// `data_dir`: the app's data directory (the server's goes in `server/` inside it).
-    pub(crate) fn new(data_dir: &std::path::Path) -> Self {
+    pub(crate) fn new(data_dir: &std::path::Path, reach: Reach) -> Self {
         Self {
             data_dir: data_dir.join("server"),
+            reach: std::sync::Mutex::new(reach),
             child: tokio::sync::Mutex::new(None),
             watching: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
@@ -43,7 +83,7 @@ impl LocalServer {
 
     /// Makes sure a server answers on [`LOCAL_ADDR`]: one already there, or ours, started now.
     pub(crate) async fn ensure(self: &Arc<Self>) -> Result<(), String> {
-        if answers().await {
+        if answers(self.probe()).await {
             return check_owner();
         }
         let mut child = self.child.lock().await;
@@ -51,7 +91,7 @@ impl LocalServer {
             && matches!(running.try_wait(), Ok(None))
         {
             drop(child);
-            return wait_until_listening().await;
+            return wait_until_listening(self.probe()).await;
         }
         let started = self.spawn()?;
         *child = Some(started);
@@ -59,7 +99,61 @@ impl LocalServer {
         if !self.watching.swap(true, Ordering::SeqCst) {
             tauri::async_runtime::spawn(Arc::clone(self).watch());
         }
-        wait_until_listening().await
+        wait_until_listening(self.probe()).await
+    }
+
+    pub(crate) fn reach(&self) -> Reach {
+        self.reach.lock().map(|r| r.clone()).unwrap_or(Reach::ThisComputer)
+    }
+
+    pub(crate) fn set_reach(&self, reach: Reach) {
+        if let Ok(mut current) = self.reach.lock() {
+            *current = reach;
+        }
+    }
+
+    /// Where to knock to see whether the server is up.
+    fn probe(&self) -> SocketAddr {
+        match self.reach() {
+            Reach::ThisComputer => addr(),
+            Reach::Team { listen, .. } if listen.ip().is_unspecified() => {
+                SocketAddr::from(([127, 0, 0, 1], listen.port()))
+            }
+            Reach::Team { listen, .. } => listen,
+        }
+    }
+
+    /// The address this app's own client uses, and the CA it trusts there.
+    pub(crate) fn client_address(&self) -> (String, Option<String>) {
+        match self.reach() {
+            Reach::ThisComputer => (format!("http://{LOCAL_ADDR}"), None),
+            Reach::Team { listen, host } => {
+                let ca = self.profile().and_then(|p| p.ca_certificate);
+                (format!("https://{host}:{}", listen.port()), ca)
+            }
+        }
+    }
+
+    fn profile(&self) -> Option<iotchat_client::protocol::Profile> {
+        let bytes = std::fs::read(self.data_dir.join("profile.json")).ok()?;
+        iotchat_client::protocol::Profile::from_json(&bytes).ok()
+    }
+
+    /// What the team needs to connect, while hosting and once the server is up.
+    pub(crate) fn team(&self) -> Option<TeamServer> {
+        let Reach::Team { listen, host } = self.reach() else { return None };
+        let ca_certificate = self.profile()?.ca_certificate?;
+        Some(TeamServer {
+            address: format!("https://{host}:{}", listen.port()),
+            ca_fingerprint: fingerprint(&ca_certificate)?,
+            ca_certificate,
+        })
+    }
+
+    /// Stops the server this app runs and starts it again as [`Self::reach`] says.
+    pub(crate) async fn restart(self: &Arc<Self>) -> Result<(), String> {
+        self.stop_child().await;
+        self.ensure().await
     }
 
     /// Where the server this app starts writes its log.
@@ -74,11 +168,19 @@ impl LocalServer {
         })?;
         tracing::info!(exe = %exe.display(), data_dir = %self.data_dir.display(), "starting the bundled iotchat-server");
         let mut command = Command::new(&exe);
-        command
-            .args(["serve", "--stop-with-stdin", "--listen", LOCAL_ADDR, "--data-dir"])
-            .arg(&self.data_dir)
-            .stdin(Stdio::piped())
-            .kill_on_drop(true);
+        command.args(["serve", "--stop-with-stdin", "--data-dir"]).arg(&self.data_dir);
+        match self.reach() {
+            Reach::ThisComputer => command.args(["--listen", LOCAL_ADDR]),
+            Reach::Team { listen, host } => command.args([
+                "--listen",
+                &listen.to_string(),
+                "--tls",
+                "on",
+                "--public-host",
+                &host,
+            ]),
+        };
+        command.stdin(Stdio::piped()).kill_on_drop(true);
         // Its log goes to a file next to its data, not into the app's terminal.
         match std::fs::File::create(self.log_path()) {
             Ok(log) => {
@@ -118,7 +220,7 @@ impl LocalServer {
             tracing::warn!(%status, ?pause, "the bundled iotchat-server stopped; starting it again");
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(30));
-            if answers().await {
+            if answers(self.probe()).await {
                 continue; // another server took the address meanwhile
             }
             match self.spawn() {
@@ -132,6 +234,10 @@ impl LocalServer {
     /// one that does not stop in time is killed.
     pub(crate) async fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        self.stop_child().await;
+    }
+
+    async fn stop_child(&self) {
         let Some(mut child) = self.child.lock().await.take() else { return };
         drop(child.stdin.take());
         match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
@@ -164,25 +270,32 @@ fn addr() -> SocketAddr {
     LOCAL_ADDR.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8787)))
 }
 
-async fn answers() -> bool {
+async fn answers(at: SocketAddr) -> bool {
     matches!(
-        tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(addr()))
-            .await,
+        tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(at)).await,
         Ok(Ok(_))
     )
 }
 
-async fn wait_until_listening() -> Result<(), String> {
+/// SHA-256 of a PEM certificate's DER, as colon-separated hex.
+fn fingerprint(pem: &str) -> Option<String> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body.trim()).ok()?;
+    let digest = sha2::Sha256::digest(der);
+    Some(digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
+}
+
+async fn wait_until_listening(at: SocketAddr) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     while tokio::time::Instant::now() < deadline {
-        if answers().await {
+        if answers(at).await {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(format!(
-        "The bundled server did not start listening on {LOCAL_ADDR} within {START_TIMEOUT:?}."
-    ))
+    Err(format!("The bundled server did not start listening on {at} within {START_TIMEOUT:?}."))
 }
 
 /// On Linux, the user that owns the socket listening on [`LOCAL_ADDR`], from `/proc/net/tcp`.

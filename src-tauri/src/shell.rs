@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter as _, Manager as _};
 use tokio::sync::RwLock;
 
-use crate::local_server::LocalServer;
+use crate::local_server::{LocalServer, Reach};
 use crate::updates::Updates;
 use crate::{autostart, notify, tray};
 
@@ -83,6 +83,15 @@ impl Shell {
         };
         let saved = load(&data_dir);
         let data_dir_for_server = data_dir.clone();
+        // Hosting for the team resumes with the app; if it cannot (no network), this computer.
+        let reach = if saved.settings.host_for_team {
+            Reach::team().unwrap_or_else(|e| {
+                tracing::warn!(%e, "cannot host for the team");
+                Reach::ThisComputer
+            })
+        } else {
+            Reach::ThisComputer
+        };
         let choice = backend_override().or(saved.backend).unwrap_or(BackendChoice::Local);
         Self {
             app,
@@ -96,7 +105,7 @@ impl Shell {
             shown_room: Mutex::new(None),
             focused: AtomicBool::new(true),
             restored: AtomicBool::new(false),
-            local: Arc::new(LocalServer::new(&data_dir_for_server)),
+            local: Arc::new(LocalServer::new(&data_dir_for_server, reach)),
         }
     }
 
@@ -122,6 +131,32 @@ impl Shell {
             self.app.state::<Updates>().channel_changed(&self.app, settings.update_channel);
         }
         Ok(settings)
+    }
+
+    /// Starts or stops hosting for the team: the server this app runs restarts on its new
+    /// address, and a session on "This computer" carries on through it.
+    pub(crate) async fn rehost(&self, hosting: bool) -> Result<(), ErrorBody> {
+        let reach = if hosting {
+            Reach::team().map_err(|e| ErrorBody::new(Code::Unavailable, e))?
+        } else {
+            Reach::ThisComputer
+        };
+        self.local.set_reach(reach);
+        let on_this_computer = matches!(self.backend_info().choice, BackendChoice::Local);
+        let old = if on_this_computer { self.client.write().await.take() } else { None };
+        if let Some(old) = &old {
+            old.shutdown().await;
+        }
+        self.local.restart().await.map_err(|e| ErrorBody::new(Code::Unavailable, e))?;
+        if old.is_some() {
+            let client = self.client().await?;
+            if let Err(e) = client.restore().await {
+                tracing::warn!(%e, "the session did not carry over to the moved server");
+            }
+            tray::refresh_unread(&self.app, &client).await;
+            let _ = self.app.emit(EVENT_RESYNC, ());
+        }
+        Ok(())
     }
 
     /// Takes the start-on-login state from the system (the entry may have been removed there).
@@ -375,7 +410,8 @@ async fn resolve(choice: &BackendChoice, local: &Arc<LocalServer>) -> Result<Bac
             if let Err(problem) = local.ensure().await {
                 return Err(ClientError::new(Code::Unavailable, problem));
             }
-            Backend::fetch(LOCAL_SERVER, None).await.map_err(|e| {
+            let (address, ca) = local.client_address();
+            Backend::fetch(&address, ca.as_deref()).await.map_err(|e| {
                 ClientError::new(
                     e.code,
                     format!(

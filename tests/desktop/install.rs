@@ -16,6 +16,8 @@ const INSTALLED_APP: &str = "/usr/bin/iotchat-desktop";
 const INSTALLED_SERVER: &str = "/usr/bin/iotchat-server";
 /// Where "This computer" listens.
 const LOCAL: &str = "127.0.0.1:8787";
+/// Where it listens while hosting for the team, in this test.
+const TEAM_LISTEN: &str = "127.0.0.2:8787";
 
 /// `dpkg` as root: directly when the test runs as root, else through `sudo -n`.
 fn dpkg(args: &[&str]) -> Result<std::process::Output> {
@@ -98,14 +100,40 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> Result<()> {
 
 /// A message of ours with this text, delivered, in the open room.
 async fn wait_for_delivered(app: &DesktopApp, text: &str) -> Result<()> {
+    wait_for_message(app, text, true).await
+}
+
+/// SHA-256 of a PEM certificate's DER, as the app shows it.
+fn fingerprint(pem: &str) -> Result<String> {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|line| !line.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body.trim())?;
+    let out = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().map(|mut stdin| stdin.write_all(&der)).transpose()?;
+            child.wait_with_output()
+        })?;
+    let hex = String::from_utf8(out.stdout)?;
+    let hex = hex.split_whitespace().next().context("sha256sum printed nothing")?;
+    Ok(hex
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).into_owned())
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
+/// A delivered message with this text in the open room, ours (`own`) or someone else's.
+async fn wait_for_message(app: &DesktopApp, text: &str, own: bool) -> Result<()> {
+    let selector = format!("[data-testid=\"message\"][data-own=\"{own}\"]");
     let deadline = tokio::time::Instant::now() + UI_TIMEOUT;
     loop {
-        for message in app
-            .client()
-            .find_all(Locator::Css("[data-testid=\"message\"][data-own=\"true\"]"))
-            .await
-            .unwrap_or_default()
-        {
+        for message in app.client().find_all(Locator::Css(&selector)).await.unwrap_or_default() {
             let Ok(body) = message.find(Locator::Css("[data-testid=\"message-text\"]")).await
             else {
                 continue;
@@ -166,6 +194,9 @@ async fn the_deb_installs_chats_on_this_computer_with_its_own_server_and_removes
     let env = [
         ("IOTCHAT_DATA_DIR", data.path().display().to_string()),
         ("IOTCHAT_KEYCHAIN_SERVICE", format!("iotchat-e2e-{}", uuid::Uuid::new_v4())),
+        // Hosting for the team, on a loopback address of its own (tests stay on loopback).
+        ("IOTCHAT_TEAM_LISTEN", TEAM_LISTEN.to_owned()),
+        ("IOTCHAT_TEAM_HOST", "127.0.0.2".to_owned()),
     ];
     let slot = Arc::new(tokio::sync::Mutex::new(None::<TrayHost>));
     let filled = Arc::clone(&slot);
@@ -209,6 +240,60 @@ async fn the_deb_installs_chats_on_this_computer_with_its_own_server_and_removes
     app.type_into("composer-input", "Installed and chatting").await?;
     app.click("composer-send").await?;
     wait_for_delivered(&app, "Installed and chatting").await?;
+
+    // Hosting for the team: the server moves to a TLS address the others can use, shows its CA
+    // fingerprint, and the app's own session carries on through it.
+    app.click("open-settings").await?;
+    app.click("setting-host-team").await?;
+    let address = app.wait_for_text("team-address", "https://127.0.0.2:8787").await?;
+    assert_eq!(address, "https://127.0.0.2:8787");
+    let profile = iotchat_client::protocol::Profile::from_json(&std::fs::read(
+        data.path().join("server").join("profile.json"),
+    )?)?;
+    let ca = profile.ca_certificate.as_deref().context("the team server's profile has its CA")?;
+    assert_eq!(app.testid("team-fingerprint").await?.text().await?, fingerprint(ca)?);
+    for theme in ["light", "dark"] {
+        app.testid("setting-theme").await?.select_by_value(theme).await?;
+        app.testid("team-address").await?;
+        app.client()
+            .execute(
+                "document.querySelector('[data-testid=\"team-info\"]').scrollIntoView({block: 'center'})",
+                vec![],
+            )
+            .await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let dir = iotchat_tests::workspace_root().join("docs").join("screenshots");
+        app.screenshot_to(&dir, &format!("settings-team-{theme}")).await?;
+    }
+    let teammate_dir = tempfile::tempdir()?;
+    let teammate = iotchat_client::Client::new(iotchat_client::ClientConfig {
+        backend: iotchat_client::Backend::fetch(&address, Some(ca)).await?,
+        data_dir: teammate_dir.path().to_owned(),
+        secrets: Arc::new(iotchat_client::MemoryStore::default()),
+        connect: true,
+        instance: None,
+    })?;
+    teammate.register("tomas", "tomas@example.com", PASSWORD).await?;
+    teammate.login("tomas", PASSWORD).await?;
+    let lobby = iotchat_client::protocol::RoomName::from_user_input("lobby")?;
+    teammate.room_join(&lobby).await?;
+    teammate.message_send(&lobby, "Hello from the team").await?;
+    app.click("sidebar-room-lobby").await?;
+    wait_for_message(&app, "Hello from the team", false).await?;
+    app.type_into("composer-input", "Hosting works").await?;
+    app.click("composer-send").await?;
+    wait_for_message(&app, "Hosting works", true).await?;
+    // Back to this computer only.
+    app.click("open-settings").await?;
+    app.click("setting-host-team").await?;
+    app.wait_gone("team-info").await?;
+    wait_until("the team address is closed", || std::net::TcpStream::connect(TEAM_LISTEN).is_err())
+        .await?;
+    app.click("sidebar-room-lobby").await?;
+    app.type_into("composer-input", "Back home").await?;
+    app.click("composer-send").await?;
+    wait_for_message(&app, "Back home", true).await?;
+    teammate.shutdown().await;
 
     // The tray icon belongs to the installed binary.
     let item = tray.item().await?;

@@ -5,7 +5,7 @@
 
 use iotchat_protocol::chat::{Account, FollowedRoom, HistoryPage, RoomSummary, TimelineMessage};
 use iotchat_protocol::desktop::{
-    AppInfo, BackendChoice, BackendInfo, SessionState, Settings, UpdateStatus,
+    AppInfo, BackendChoice, BackendInfo, SessionState, Settings, TeamServer, UpdateStatus,
 };
 use iotchat_protocol::{Code, ErrorBody, MessageId, RoomName, api::Room};
 use serde::Serialize;
@@ -273,4 +273,8 @@ pub(crate) async fn update_install() -> Result<(), ErrorBody> {
 
 pub(crate) async fn update_dismiss() -> Result<(), ErrorBody> {
     invoke("update_dismiss", &NoArgs {}).await
+}
+
+pub(crate) async fn team_server() -> Result<Option<TeamServer>, ErrorBody> {
+    invoke("team_server", &NoArgs {}).await
 }

@@ -1,9 +1,10 @@
 //! Settings: notifications, tray, theme, the backend, and logging out. Each change is saved at
 //! once; there is no Save button to forget.
 
-use iotchat_protocol::desktop::{AppInfo, Settings, Theme, UpdateChannel, UpdateState};
+use iotchat_protocol::desktop::{AppInfo, Settings, TeamServer, Theme, UpdateChannel, UpdateState};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use std::time::Duration;
 
 use crate::ipc;
 use crate::sidebar::log_out;
@@ -41,6 +42,33 @@ pub(crate) fn SettingsScreen() -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let logging_out = RwSignal::new(false);
     let about = RwSignal::new(None::<Result<AppInfo, String>>);
+    // What the team needs, while this computer hosts a server for it.
+    let team = RwSignal::new(None::<Result<Option<TeamServer>, String>>);
+    // Only a change of this setting asks again (not every other setting saved). While the
+    // server restarts there is nothing to show yet: ask again shortly, for up to 30 s.
+    let hosting = Memo::new(move |_| state.settings.with(|s| s.host_for_team));
+    let asked = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        let hosting = hosting.get();
+        let attempt = asked.get();
+        if attempt == 0 {
+            team.set(None);
+        }
+        if hosting {
+            spawn_local(async move {
+                let answer = ipc::team_server().await.map_err(|e| e.message);
+                let starting = matches!(answer, Ok(None));
+                team.set(Some(answer));
+                if starting && attempt < 60 && hosting {
+                    set_timeout(move || asked.update(|n| *n += 1), Duration::from_millis(500));
+                }
+            });
+        }
+    });
+    Effect::new(move |_| {
+        hosting.track();
+        asked.set(0);
+    });
     spawn_local(async move {
         about.set(Some(ipc::app_info().await.map_err(|e| e.message)));
     });
@@ -180,6 +208,39 @@ pub(crate) fn SettingsScreen() -> impl IntoView {
                             </p>
                         </div>
                     </div>
+                </fieldset>
+                <fieldset class="group">
+                    <legend>"Team"</legend>
+                    {toggle(
+                        "setting-host-team",
+                        "Host a server for my team",
+                        "This computer's server also serves your network, with TLS. The others choose \"A server\" and enter the address and CA certificate below.",
+                        |s| s.host_for_team,
+                        |s, v| s.host_for_team = v,
+                    )}
+                    {move || team.get().map(|team| match team {
+                        Ok(Some(team)) => view! {
+                            <div class="team-info" data-testid="team-info">
+                                <p>"Address: " <code data-testid="team-address">{team.address}</code></p>
+                                <p>"CA fingerprint (SHA-256): "
+                                    <code class="fingerprint" data-testid="team-fingerprint">{team.ca_fingerprint}</code>
+                                </p>
+                                <details>
+                                    <summary>"CA certificate"</summary>
+                                    <textarea class="pem" readonly rows="6" data-testid="team-ca" aria-label="CA certificate">
+                                        {team.ca_certificate}
+                                    </textarea>
+                                </details>
+                                <p class="hint">"Read the fingerprint to the others so they can check it before they trust the certificate."</p>
+                            </div>
+                        }.into_any(),
+                        Ok(None) => view! {
+                            <p class="hint" data-testid="team-info">"The server is starting…"</p>
+                        }.into_any(),
+                        Err(e) => view! {
+                            <p class="field-error" data-testid="team-info">{format!("The team server is not available: {e}")}</p>
+                        }.into_any(),
+                    })}
                 </fieldset>
                 <fieldset class="group">
                     <legend>"Updates"</legend>

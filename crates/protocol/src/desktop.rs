@@ -91,6 +91,8 @@ pub struct Settings {
     pub start_on_login: bool,
     /// When started at login, stay in the tray instead of opening the window.
     pub start_hidden: bool,
+    /// "This computer" serves the team too: on a network address, with TLS.
+    pub host_for_team: bool,
 }
 
 impl Default for Settings {
@@ -104,6 +106,7 @@ impl Default for Settings {
             update_channel: UpdateChannel::Stable,
             start_on_login: false,
             start_hidden: false,
+            host_for_team: false,
         }
     }
 }
@@ -202,4 +205,17 @@ pub enum UpdateState {
         message: String,
         version: Option<String>,
     },
+}
+
+/// A server this app hosts for a team: what the others need to connect. Answer of
+/// `team_server` (`None` while not hosting).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamServer {
+    /// What the others enter as the server's address (`https://host:port`).
+    pub address: String,
+    /// SHA-256 of the CA certificate (DER), colon-separated hex, to compare before trusting it.
+    pub ca_fingerprint: String,
+    /// The CA certificate (PEM) the others paste when they choose this server.
+    pub ca_certificate: String,
 }
