@@ -8,9 +8,9 @@ use axum::body::{Body, to_bytes};
 use axum::extract::{OriginalUri, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use iotchat_protocol::{Code, IdentityId};
+use iotchat_api::{ApiError, Caller};
+use iotchat_protocol::Code;
 
-use super::ApiError;
 use crate::auth::credentials::{self, Unaccepted};
 use crate::auth::sigv4::{self, Policy, RequestParts, Service, SigV4Error};
 use crate::{AppState, now_ms};
@@ -20,12 +20,6 @@ const MAX_API_BODY: usize = 64 * 1024;
 /// How far a request's `X-Amz-Date` may be from the server's clock: API Gateway's five
 /// minutes, which is also how long a captured request could be replayed.
 const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
-
-/// The verified caller of an API request.
-#[derive(Debug, Clone)]
-pub(crate) struct Caller {
-    pub(crate) identity: IdentityId,
-}
 
 /// A refused request: what API Gateway would answer, and our own reason for the log.
 struct Refused {
@@ -188,8 +182,10 @@ async fn verify(state: &AppState, request: &RequestParts<'_>) -> Result<Caller, 
                     reason,
                 ),
                 Unaccepted::Signature(error) => Refused::signature(&error, now),
-                Unaccepted::Storage(error) => Refused { answer: error.into(), reason },
+                Unaccepted::Storage(error) => {
+                    Refused { answer: iotchat_api::StoreError::from(error).into(), reason }
+                }
             }
         })?;
-    Ok(Caller { identity: credentials.identity_id })
+    Ok(Caller { identity: credentials.identity_id, user_sub: None })
 }

@@ -8,8 +8,7 @@
 
 use std::sync::Arc;
 
-use iotchat_protocol::api::StoredMessage;
-use iotchat_protocol::{IdentityId, IncomingPayload, MAX_PAYLOAD_BYTES, MessageId, Topic};
+use iotchat_protocol::{IdentityId, MAX_PAYLOAD_BYTES, MessageId, Topic};
 use rmqtt::codec::types::QoS;
 use rmqtt::codec::v5::SubscribeAckReason;
 use rmqtt::hook::{Handler, HookResult, Parameter, ReturnType};
@@ -190,24 +189,15 @@ impl Hooks {
     /// Stores a chat message for history. Payloads that are not chat messages are delivered
     /// (AWS IoT would) but not stored; receivers drop them.
     async fn store_history(&self, topic: &str, payload: &[u8]) -> anyhow::Result<()> {
-        let topic = Topic::parse(topic)?;
-        let incoming = match IncomingPayload::parse(payload) {
-            Ok(incoming) => incoming,
-            Err(error) => {
-                tracing::info!(%topic, %error, "not a chat message; delivered, not stored");
+        let new_id = || MessageId::parse(&uuid::Uuid::new_v4().to_string());
+        let fallback = new_id()?;
+        let stored = match iotchat_api::history_entry(topic, payload, now_ms(), || fallback) {
+            Ok(stored) => stored,
+            Err(iotchat_api::NotKept::Topic(error)) => return Err(error.into()),
+            Err(error @ iotchat_api::NotKept::Payload(_)) => {
+                tracing::info!(%topic, %error, "delivered, not stored");
                 return Ok(());
             }
-        };
-        let received_at = now_ms();
-        let fallback = MessageId::parse(&uuid::Uuid::new_v4().to_string())?;
-        let message = incoming.complete(received_at, || fallback);
-        let stored = StoredMessage {
-            id: message.id,
-            room: topic.room().clone(),
-            sender: topic.sender().clone(),
-            message: message.text,
-            sent_at: message.sent_at_ms,
-            received_at,
         };
         self.store.message_insert(stored).await?;
         Ok(())

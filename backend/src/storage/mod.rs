@@ -1,11 +1,12 @@
-//! Storage behind one trait, so the same server code runs on SQLite here and on DynamoDB on AWS.
+//! Storage behind traits: [`Store`] for what only this server keeps (the user pool, identities,
+//! credentials), and `iotchat_api::ChatStore` for what the API keeps, which on AWS is DynamoDB.
 //! Every method is one atomic operation; callers never hold a transaction across awaits.
 
 mod sqlite;
 
 use async_trait::async_trait;
-use iotchat_protocol::api::{Room, StoredMessage, User};
-use iotchat_protocol::{IdentityId, RoomSlug};
+use iotchat_api::ChatStore;
+use iotchat_protocol::IdentityId;
 
 pub use sqlite::SqliteStore;
 
@@ -16,6 +17,15 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("storage failed: {0}")]
     Backend(String),
+}
+
+impl From<StoreError> for iotchat_api::StoreError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(what) => iotchat_api::StoreError::Conflict(what),
+            StoreError::Backend(message) => iotchat_api::StoreError::Backend(message),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -91,8 +101,10 @@ impl std::fmt::Debug for CredentialRecord {
     }
 }
 
+/// Everything the server keeps: the user pool, identities and credentials here, and what the
+/// API keeps ([`ChatStore`]), which on AWS lives in DynamoDB instead.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ChatStore {
     /// Creates a user; `Conflict("user")` if the username is taken (case-insensitively).
     async fn user_insert(&self, user: UserRecord) -> StoreResult<()>;
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<UserRecord>>;
@@ -117,31 +129,9 @@ pub trait Store: Send + Sync + 'static {
     async fn expired_remove(&self, now_ms: u64) -> StoreResult<u64>;
     async fn credentials_get(&self, access_key_id: &str) -> StoreResult<Option<CredentialRecord>>;
 
-    /// Records (or renames) the profile of `user.identity_id`.
-    async fn profile_put(&self, user: User) -> StoreResult<()>;
-    async fn profile_get(&self, identity: &IdentityId) -> StoreResult<Option<User>>;
-    async fn profiles_list(&self) -> StoreResult<Vec<User>>;
-
     /// Records that the IoT policy is attached to `identity` (idempotent).
     async fn policy_attach(&self, identity: &IdentityId, at_ms: u64) -> StoreResult<()>;
     async fn policy_attached(&self, identity: &IdentityId) -> StoreResult<bool>;
-
-    /// Creates a room; `Conflict("room")` if its slug exists.
-    async fn room_insert(&self, room: Room) -> StoreResult<()>;
-    async fn room_get(&self, slug: &RoomSlug) -> StoreResult<Option<Room>>;
-    /// Every room, ordered by name.
-    async fn rooms_list(&self) -> StoreResult<Vec<Room>>;
-
-    /// Stores a message durably; false if the room already holds a message with its id.
-    async fn message_insert(&self, message: StoredMessage) -> StoreResult<bool>;
-    /// Up to `limit` messages of `room` older than the cursor `before`, newest first, and the
-    /// cursor of the next (older) page when there is one.
-    async fn messages_page(
-        &self,
-        room: &RoomSlug,
-        before: Option<u64>,
-        limit: u32,
-    ) -> StoreResult<(Vec<StoredMessage>, Option<u64>)>;
 
     /// The secret stored under `name`, or `generate()`'s value, stored first (first writer wins).
     async fn secret_get_or_insert(

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use iotchat_api::{ChatStore, StoreResult as ChatResult};
 use iotchat_protocol::api::{Room, RoomType, StoredMessage, User};
 use iotchat_protocol::{IdentityId, MessageId, RoomName, RoomSlug};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -118,6 +119,15 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
+    }
+
+    /// [`Self::with`], for the API's [`ChatStore`].
+    async fn chat<T, F>(&self, f: F) -> ChatResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.with(f).await.map_err(Into::into)
     }
 }
 
@@ -409,47 +419,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn profile_put(&self, user: User) -> StoreResult<()> {
-        self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO profiles (identity_id, username) VALUES (?1, ?2)
-                 ON CONFLICT (identity_id) DO UPDATE SET username = excluded.username",
-                params![user.identity_id.as_str(), user.username],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn profile_get(&self, id: &IdentityId) -> StoreResult<Option<User>> {
-        let key = id.as_str().to_owned();
-        let id = id.clone();
-        self.with(move |conn| {
-            let name: Option<String> = conn
-                .query_row("SELECT username FROM profiles WHERE identity_id = ?1", [key], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            Ok(name.map(|username| User { identity_id: id, username }))
-        })
-        .await
-    }
-
-    async fn profiles_list(&self) -> StoreResult<Vec<User>> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT identity_id, username FROM profiles ORDER BY username COLLATE NOCASE",
-            )?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter()
-                .map(|(id, username)| Ok(User { identity_id: identity(id)?, username }))
-                .collect()
-        })
-        .await
-    }
-
     async fn policy_attach(&self, id: &IdentityId, at_ms: u64) -> StoreResult<()> {
         let id = id.as_str().to_owned();
         self.with(move |conn| {
@@ -472,111 +441,6 @@ impl Store for SqliteStore {
                 })
                 .optional()?
                 .is_some())
-        })
-        .await
-    }
-
-    async fn room_insert(&self, room: Room) -> StoreResult<()> {
-        self.with(move |conn| {
-            let result = conn.execute(
-                "INSERT INTO rooms (slug, display_name, created_by, created_at_ms)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    room.name.slug().as_str(),
-                    room.display_name,
-                    room.created_by.as_str(),
-                    sql_int(room.created_at),
-                ],
-            );
-            match result {
-                Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("room")),
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await
-    }
-
-    async fn room_get(&self, room: &RoomSlug) -> StoreResult<Option<Room>> {
-        let key = room.as_str().to_owned();
-        self.with(move |conn| {
-            let row: Option<RoomRow> = conn
-                .query_row(
-                    "SELECT slug, display_name, created_by, created_at_ms FROM rooms WHERE slug = ?1",
-                    [key],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?;
-            row.map(room_from).transpose()
-        })
-        .await
-    }
-
-    async fn rooms_list(&self) -> StoreResult<Vec<Room>> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT slug, display_name, created_by, created_at_ms FROM rooms ORDER BY slug",
-            )?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect::<Result<Vec<RoomRow>, _>>()?;
-            rows.into_iter().map(room_from).collect()
-        })
-        .await
-    }
-
-    async fn message_insert(&self, message: StoredMessage) -> StoreResult<bool> {
-        self.with(move |conn| {
-            let inserted = conn.execute(
-                "INSERT INTO messages (room_slug, id, sender, message, sent_at_ms, received_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (room_slug, id) DO NOTHING",
-                params![
-                    message.room.slug().as_str(),
-                    message.id.as_str(),
-                    message.sender.as_str(),
-                    message.message,
-                    sql_int(message.sent_at),
-                    sql_int(message.received_at),
-                ],
-            )?;
-            Ok(inserted == 1)
-        })
-        .await
-    }
-
-    async fn messages_page(
-        &self,
-        room: &RoomSlug,
-        before: Option<u64>,
-        limit: u32,
-    ) -> StoreResult<(Vec<StoredMessage>, Option<u64>)> {
-        let key = room.as_str().to_owned();
-        let before = before.map_or(i64::MAX, sql_int);
-        self.with(move |conn| {
-            let mut stmt = conn.prepare(
-                "SELECT seq, room_slug, id, sender, message, sent_at_ms, received_at_ms
-                 FROM messages WHERE room_slug = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
-            )?;
-            // One extra row tells whether an older page exists.
-            let rows = stmt
-                .query_map(params![key, before, i64::from(limit) + 1], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                })?
-                .collect::<Result<Vec<MessageRow>, _>>()?;
-            let mut page = rows.into_iter().map(message_from).collect::<StoreResult<Vec<_>>>()?;
-            let more = page.len() > limit as usize;
-            page.truncate(limit as usize);
-            let next = if more { page.last().map(|(seq, _)| *seq) } else { None };
-            Ok((page.into_iter().map(|(_, m)| m).collect(), next))
         })
         .await
     }
@@ -605,6 +469,163 @@ impl Store for SqliteStore {
             };
             tx.commit()?;
             Ok(value)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ChatStore for SqliteStore {
+    async fn profile_put(&self, user: User) -> ChatResult<()> {
+        self.chat(move |conn| {
+            conn.execute(
+                "INSERT INTO profiles (identity_id, username) VALUES (?1, ?2)
+                 ON CONFLICT (identity_id) DO UPDATE SET username = excluded.username",
+                params![user.identity_id.as_str(), user.username],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn profile_get(&self, id: &IdentityId) -> ChatResult<Option<User>> {
+        let key = id.as_str().to_owned();
+        let id = id.clone();
+        self.chat(move |conn| {
+            let name: Option<String> = conn
+                .query_row("SELECT username FROM profiles WHERE identity_id = ?1", [key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            Ok(name.map(|username| User { identity_id: id, username }))
+        })
+        .await
+    }
+
+    async fn profiles_list(&self) -> ChatResult<Vec<User>> {
+        self.chat(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT identity_id, username FROM profiles ORDER BY username COLLATE NOCASE",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(id, username)| Ok(User { identity_id: identity(id)?, username }))
+                .collect()
+        })
+        .await
+    }
+
+    async fn room_insert(&self, room: Room) -> ChatResult<()> {
+        self.chat(move |conn| {
+            let result = conn.execute(
+                "INSERT INTO rooms (slug, display_name, created_by, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    room.name.slug().as_str(),
+                    room.display_name,
+                    room.created_by.as_str(),
+                    sql_int(room.created_at),
+                ],
+            );
+            match result {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict("room")),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn room_get(&self, room: &RoomSlug) -> ChatResult<Option<Room>> {
+        let key = room.as_str().to_owned();
+        self.chat(move |conn| {
+            let row: Option<RoomRow> = conn
+                .query_row(
+                    "SELECT slug, display_name, created_by, created_at_ms FROM rooms WHERE slug = ?1",
+                    [key],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()?;
+            row.map(room_from).transpose()
+        })
+        .await
+    }
+
+    async fn rooms_list(&self) -> ChatResult<Vec<Room>> {
+        self.chat(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT slug, display_name, created_by, created_at_ms FROM rooms ORDER BY slug",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<Result<Vec<RoomRow>, _>>()?;
+            rows.into_iter().map(room_from).collect()
+        })
+        .await
+    }
+
+    async fn message_insert(&self, message: StoredMessage) -> ChatResult<bool> {
+        self.chat(move |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO messages (room_slug, id, sender, message, sent_at_ms, received_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (room_slug, id) DO NOTHING",
+                params![
+                    message.room.slug().as_str(),
+                    message.id.as_str(),
+                    message.sender.as_str(),
+                    message.message,
+                    sql_int(message.sent_at),
+                    sql_int(message.received_at),
+                ],
+            )?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn messages_page(
+        &self,
+        room: &RoomSlug,
+        before: Option<&str>,
+        limit: u32,
+    ) -> ChatResult<(Vec<StoredMessage>, Option<String>)> {
+        let key = room.as_str().to_owned();
+        // The cursor is the `seq` of the last message of the previous page.
+        let before = match before {
+            None => i64::MAX,
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .and_then(|seq| i64::try_from(seq).ok())
+                .ok_or(iotchat_api::StoreError::BadCursor)?,
+        };
+        self.chat(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT seq, room_slug, id, sender, message, sent_at_ms, received_at_ms
+                 FROM messages WHERE room_slug = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            )?;
+            // One extra row tells whether an older page exists.
+            let rows = stmt
+                .query_map(params![key, before, i64::from(limit) + 1], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                })?
+                .collect::<Result<Vec<MessageRow>, _>>()?;
+            let mut page = rows.into_iter().map(message_from).collect::<StoreResult<Vec<_>>>()?;
+            let more = page.len() > limit as usize;
+            page.truncate(limit as usize);
+            let next = if more { page.last().map(|(seq, _)| seq.to_string()) } else { None };
+            Ok((page.into_iter().map(|(_, m)| m).collect(), next))
         })
         .await
     }
@@ -720,9 +741,9 @@ mod tests {
             |page: &[StoredMessage]| page.iter().map(|m| m.id.to_string()).collect::<Vec<_>>();
         let (first, cursor) = store.messages_page(&general, None, 2).await.unwrap();
         assert_eq!(texts(&first), ["m5", "m4"]);
-        let (second, cursor) = store.messages_page(&general, cursor, 2).await.unwrap();
+        let (second, cursor) = store.messages_page(&general, cursor.as_deref(), 2).await.unwrap();
         assert_eq!(texts(&second), ["m3", "m2"]);
-        let (last, cursor) = store.messages_page(&general, cursor, 2).await.unwrap();
+        let (last, cursor) = store.messages_page(&general, cursor.as_deref(), 2).await.unwrap();
         assert_eq!(
             (texts(&last), cursor),
             (vec!["m1".to_owned()], None),
@@ -735,7 +756,11 @@ mod tests {
             created_by: IdentityId::parse("us-east-1:0b").unwrap(),
             created_at: 2,
         });
-        assert!(matches!(dup.await, Err(StoreError::Conflict("room"))));
+        assert!(matches!(dup.await, Err(iotchat_api::StoreError::Conflict("room"))));
+        assert!(matches!(
+            store.messages_page(&general, Some("not-a-cursor"), 2).await,
+            Err(iotchat_api::StoreError::BadCursor)
+        ));
         assert_eq!(store.rooms_list().await.unwrap().len(), 2);
     }
 

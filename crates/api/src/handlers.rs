@@ -1,7 +1,6 @@
 //! The API's handlers. Each checks its input with the protocol crate's rules and answers the
 //! protocol crate's types.
 
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -13,13 +12,7 @@ use iotchat_protocol::api::{
 use iotchat_protocol::{Code, IdentityId, RoomName};
 use serde::de::DeserializeOwned;
 
-use super::{ApiError, ApiResult, Caller};
-use crate::storage::StoreError;
-use crate::{AppState, now_ms};
-
-/// The name of the one IoT policy every signed-in identity gets (policy variables make it
-/// per-identity on AWS; locally the broker enforces the same rules).
-pub(crate) const POLICY_NAME: &str = "iotchat-user";
+use crate::{ApiError, ApiResult, ApiState, Caller, StoreError, now_ms};
 
 fn json_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| {
@@ -36,37 +29,32 @@ pub(crate) async fn not_found() -> ApiError {
 
 /// `POST /users`: records the caller's username. It must be the caller's own Cognito username.
 pub(crate) async fn user_create(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    State(state): State<ApiState>,
+    caller: Caller,
     body: Bytes,
 ) -> ApiResult<Json<User>> {
     let request: CreateUserRequest = json_body(&body)?;
-    let owner = state.store.identity_owner(&caller.identity).await?;
-    let user = match owner {
-        Some(sub) => state.store.user_by_sub(&sub).await?,
-        None => None,
-    }
-    .ok_or_else(|| {
+    let username = state.accounts.username(&caller).await?.ok_or_else(|| {
         ApiError::new(Code::Forbidden, "This identity belongs to no user of the pool.")
     })?;
     // Usernames are unique case-insensitively, as in the pool.
-    if user.username.to_lowercase() != request.username.trim().to_lowercase() {
+    if username.to_lowercase() != request.username.trim().to_lowercase() {
         return Err(ApiError::new(
             Code::Forbidden,
-            format!("You are signed in as {:?} and can only record that username.", user.username),
+            format!("You are signed in as {username:?} and can only record that username."),
         ));
     }
-    let profile = User { identity_id: caller.identity, username: user.username };
-    state.store.profile_put(profile.clone()).await?;
+    let profile = User { identity_id: caller.identity, username };
+    state.chat.profile_put(profile.clone()).await?;
     Ok(Json(profile))
 }
 
 /// `GET /users/me`.
 pub(crate) async fn user_me(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    State(state): State<ApiState>,
+    caller: Caller,
 ) -> ApiResult<Json<User>> {
-    state.store.profile_get(&caller.identity).await?.map(Json).ok_or_else(|| {
+    state.chat.profile_get(&caller.identity).await?.map(Json).ok_or_else(|| {
         ApiError::new(
             Code::NotFound,
             "You have no profile yet: record your username with POST /users.",
@@ -76,13 +64,14 @@ pub(crate) async fn user_me(
 
 /// `GET /users/{identityId}`.
 pub(crate) async fn user_get(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
+    _caller: Caller,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<User>> {
     let id =
         IdentityId::parse(&raw).map_err(|e| ApiError::new(Code::InvalidInput, e.to_string()))?;
     state
-        .store
+        .chat
         .profile_get(&id)
         .await?
         .map(Json)
@@ -90,19 +79,25 @@ pub(crate) async fn user_get(
 }
 
 /// `GET /users`.
-pub(crate) async fn users_list(State(state): State<AppState>) -> ApiResult<Json<UserList>> {
-    Ok(Json(UserList { users: state.store.profiles_list().await? }))
+pub(crate) async fn users_list(
+    State(state): State<ApiState>,
+    _caller: Caller,
+) -> ApiResult<Json<UserList>> {
+    Ok(Json(UserList { users: state.chat.profiles_list().await? }))
 }
 
 /// `GET /chats`.
-pub(crate) async fn rooms_list(State(state): State<AppState>) -> ApiResult<Json<RoomList>> {
-    Ok(Json(RoomList { rooms: state.store.rooms_list().await? }))
+pub(crate) async fn rooms_list(
+    State(state): State<ApiState>,
+    _caller: Caller,
+) -> ApiResult<Json<RoomList>> {
+    Ok(Json(RoomList { rooms: state.chat.rooms_list().await? }))
 }
 
 /// `POST /chats`: creates a room from a display name; a taken slug is a 409.
 pub(crate) async fn room_create(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    State(state): State<ApiState>,
+    caller: Caller,
     body: Bytes,
 ) -> ApiResult<Response> {
     let request: CreateRoomRequest = json_body(&body)?;
@@ -115,13 +110,13 @@ pub(crate) async fn room_create(
         created_by: caller.identity,
         created_at: now_ms(),
     };
-    match state.store.room_insert(room.clone()).await {
+    match state.chat.room_insert(room.clone()).await {
         Ok(()) => {
             tracing::info!(room = %name, "room created");
             Ok((StatusCode::CREATED, Json(room)).into_response())
         }
         Err(StoreError::Conflict(_)) => {
-            let existing = state.store.room_get(name.slug()).await?;
+            let existing = state.chat.room_get(name.slug()).await?;
             let shown = existing.map_or_else(|| name.to_string(), |r| r.display_name);
             Err(ApiError::new(
                 Code::RoomExists,
@@ -145,18 +140,14 @@ struct HistoryQuery {
 
 /// `GET /chats/messages?room=…&before=…&limit=…`: newest first, cursor paging, limit capped.
 pub(crate) async fn messages_page(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
+    _caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<MessagePage>> {
-    let query: HistoryQuery = serde_urlencoded_query(query.as_deref().unwrap_or_default())?;
+    let query: HistoryQuery = query_string(query.as_deref().unwrap_or_default())?;
     let room = RoomName::from_user_input(&query.room)
         .map_err(|e| ApiError::new(Code::InvalidInput, format!("room: {e}")))?;
-    let before = match query.before.as_deref() {
-        None | Some("") => None,
-        Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
-            ApiError::new(Code::InvalidInput, "before: not a cursor from a previous page.")
-        })?),
-    };
+    let before = query.before.as_deref().filter(|b| !b.is_empty());
     let limit = match query.limit.as_deref() {
         None | Some("") => None,
         Some(raw) => Some(raw.parse::<u32>().map_err(|_| {
@@ -165,14 +156,14 @@ pub(crate) async fn messages_page(
     };
     let limit = iotchat_protocol::api::MessagesQuery { room: room.clone(), before: None, limit }
         .effective_limit();
-    if state.store.room_get(room.slug()).await?.is_none() {
+    if state.chat.room_get(room.slug()).await?.is_none() {
         return Err(ApiError::new(Code::NotFound, format!("There is no room {room}.")));
     }
-    let (messages, next) = state.store.messages_page(room.slug(), before, limit).await?;
-    Ok(Json(MessagePage { messages, next_before: next.map(|seq| seq.to_string()) }))
+    let (messages, next_before) = state.chat.messages_page(room.slug(), before, limit).await?;
+    Ok(Json(MessagePage { messages, next_before }))
 }
 
-fn serde_urlencoded_query<T: DeserializeOwned>(raw: &str) -> ApiResult<T> {
+fn query_string<T: DeserializeOwned>(raw: &str) -> ApiResult<T> {
     axum::extract::Query::<T>::try_from_uri(
         &format!("/?{raw}").parse().map_err(|_| ApiError::new(Code::InvalidInput, "bad query"))?,
     )
@@ -182,9 +173,9 @@ fn serde_urlencoded_query<T: DeserializeOwned>(raw: &str) -> ApiResult<T> {
 
 /// `POST /policy/attach`: attaches the IoT policy to the caller's identity (idempotent).
 pub(crate) async fn policy_attach(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
+    State(state): State<ApiState>,
+    caller: Caller,
 ) -> ApiResult<Json<PolicyAttachResponse>> {
-    state.store.policy_attach(&caller.identity, now_ms()).await?;
-    Ok(Json(PolicyAttachResponse { identity_id: caller.identity, policy_name: POLICY_NAME.into() }))
+    let policy_name = state.accounts.policy_attach(&caller.identity).await?;
+    Ok(Json(PolicyAttachResponse { identity_id: caller.identity, policy_name }))
 }
