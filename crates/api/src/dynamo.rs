@@ -172,8 +172,8 @@ impl DynamoStore {
         &self.tables
     }
 
-    /// Creates the three tables (on-demand), as the template does, and waits until they are
-    /// active. For tests and hand-made setups; the stack makes its own.
+    /// Creates the three tables (on-demand), as the template does, unless they exist, and waits
+    /// until they are active. For tests and hand-made setups; the stack makes its own.
     pub async fn create_tables(&self) -> StoreResult<()> {
         let tables = [
             (&self.tables.users, "identityId", None),
@@ -193,7 +193,13 @@ impl DynamoStore {
                     .attribute_definitions(attribute(range)?)
                     .key_schema(key(range, KeyType::Range)?);
             }
-            request.send().await.map_err(|e| sdk("CreateTable", e))?;
+            match request.send().await {
+                Ok(_) => {}
+                // It exists already (a second run): waiting for it to be active is enough.
+                Err(e)
+                    if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => {}
+                Err(e) => return Err(sdk("CreateTable", e)),
+            }
         }
         for name in [&self.tables.users, &self.tables.rooms, &self.tables.messages] {
             self.wait_active(name).await?;

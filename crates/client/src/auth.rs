@@ -1,6 +1,10 @@
 //! Cognito through the AWS SDK: the user pool (sign-up, sign-in, refresh, sign-out) and the
 //! identity pool (identity id, temporary AWS credentials). Works unchanged against AWS and
 //! against `iotchat-server`; only the endpoints differ.
+//!
+//! [`crate::Client`] uses it for every sign-in. It is public so that the same calls, with the
+//! same error mapping, can be checked against other Cognito implementations (the tests run it
+//! against a user pool we did not write).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +18,7 @@ use crate::error::{ClientError, Result};
 
 /// What a sign-in yields. Never logged: `Debug` shows no token.
 #[derive(Clone)]
-pub(crate) struct Tokens {
+pub struct Tokens {
     pub(crate) id: String,
     pub(crate) access: String,
     pub(crate) refresh: String,
@@ -27,20 +31,35 @@ impl std::fmt::Debug for Tokens {
 }
 
 impl Tokens {
+    /// The ID token (a JWT naming the user).
+    pub fn id_token(&self) -> &str {
+        &self.id
+    }
+
+    /// The access token (what sign-out revokes).
+    pub fn access_token(&self) -> &str {
+        &self.access
+    }
+
+    /// The refresh token (what renews the other two).
+    pub fn refresh_token(&self) -> &str {
+        &self.refresh
+    }
+
     /// When the ID token expires (its `exp` claim), ms since 1970; 0 when unreadable.
-    pub(crate) fn id_expires_at_ms(&self) -> u64 {
+    pub fn id_expires_at_ms(&self) -> u64 {
         jwt_claim_u64(&self.id, "exp").map_or(0, |secs| secs.saturating_mul(1000))
     }
 }
 
 /// Temporary AWS credentials for the identity.
 #[derive(Clone)]
-pub(crate) struct AwsCredentials {
-    pub(crate) access_key_id: String,
-    pub(crate) secret_access_key: String,
-    pub(crate) session_token: String,
-    pub(crate) issued_at_ms: u64,
-    pub(crate) expires_at_ms: u64,
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub issued_at_ms: u64,
+    pub expires_at_ms: u64,
 }
 
 impl std::fmt::Debug for AwsCredentials {
@@ -55,7 +74,7 @@ impl std::fmt::Debug for AwsCredentials {
 impl AwsCredentials {
     /// Whether these should be renewed now: within a fifth of their lifetime (at most five
     /// minutes) of expiring.
-    pub(crate) fn needs_renewal(&self, now_ms: u64) -> bool {
+    pub fn needs_renewal(&self, now_ms: u64) -> bool {
         let lifetime = self.expires_at_ms.saturating_sub(self.issued_at_ms);
         let margin = (lifetime / 5).min(5 * 60 * 1000);
         now_ms + margin >= self.expires_at_ms
@@ -88,7 +107,7 @@ fn jwt_claim_u64(token: &str, claim: &str) -> Option<u64> {
 
 /// The two Cognito clients of one backend.
 #[derive(Debug, Clone)]
-pub(crate) struct Cognito {
+pub struct Cognito {
     idp: idp::Client,
     identity: identity::Client,
     region: String,
@@ -108,7 +127,7 @@ enum Doing {
 }
 
 impl Cognito {
-    pub(crate) fn new(backend: &Backend) -> Result<Self> {
+    pub fn new(backend: &Backend) -> Result<Self> {
         let profile = &backend.profile;
         let http = backend.sdk_http_client()?;
         let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
@@ -144,7 +163,7 @@ impl Cognito {
         format!("cognito-idp.{}.amazonaws.com/{}", self.region, self.user_pool_id)
     }
 
-    pub(crate) async fn sign_up(&self, username: &str, email: &str, password: &str) -> Result<()> {
+    pub async fn sign_up(&self, username: &str, email: &str, password: &str) -> Result<()> {
         let email = idp::types::AttributeType::builder()
             .name("email")
             .value(email)
@@ -162,7 +181,7 @@ impl Cognito {
         Ok(())
     }
 
-    pub(crate) async fn sign_in(&self, username: &str, password: &str) -> Result<Tokens> {
+    pub async fn sign_in(&self, username: &str, password: &str) -> Result<Tokens> {
         let out = self
             .idp
             .initiate_auth()
@@ -193,7 +212,7 @@ impl Cognito {
     }
 
     /// New ID and access tokens for a refresh token (which Cognito does not rotate).
-    pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<Tokens> {
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens> {
         let out = self
             .idp
             .initiate_auth()
@@ -216,7 +235,7 @@ impl Cognito {
         }
     }
 
-    pub(crate) async fn sign_out(&self, access_token: &str) -> Result<()> {
+    pub async fn sign_out(&self, access_token: &str) -> Result<()> {
         self.idp
             .global_sign_out()
             .access_token(access_token)
@@ -226,7 +245,7 @@ impl Cognito {
         Ok(())
     }
 
-    pub(crate) async fn identity_id(&self, id_token: &str) -> Result<IdentityId> {
+    pub async fn identity_id(&self, id_token: &str) -> Result<IdentityId> {
         let out = self
             .identity
             .get_id()
@@ -240,7 +259,7 @@ impl Cognito {
             .map_err(|e| ClientError::internal(format!("The server's identity id: {e}")))
     }
 
-    pub(crate) async fn credentials(
+    pub async fn credentials(
         &self,
         identity: &IdentityId,
         id_token: &str,
@@ -312,6 +331,12 @@ where
             let message = match code {
                 Code::SessionExpired => {
                     format!("Your session has ended ({message}). Please log in again.")
+                }
+                // Cognito's own words name no field ("User already exists"; other pools say
+                // less): say which field and what to do.
+                Code::UsernameExists => {
+                    "This username is taken. Choose another one, or log in if it is yours."
+                        .to_owned()
                 }
                 Code::RateLimited if message == LOCKED_OUT => "Too many wrong passwords for this \
                     account. Wait a moment and try again: the wait doubles with each wrong \

@@ -6,7 +6,7 @@
 //! catch-up after reconnects. Front ends read [`Event`]s. It never depends on Tauri.
 
 mod api;
-mod auth;
+pub mod auth;
 pub mod backend;
 mod client;
 pub mod error;

@@ -6,9 +6,10 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     iotchat_lambda::init_logging();
-    let settings = iotchat_lambda::Settings::from_env()?;
+    // Only the tables: this function answers to no user and attaches no policy.
+    let tables = iotchat_api::dynamo::Tables::from_env().map_err(lambda_runtime::Error::from)?;
     let sdk = iotchat_lambda::sdk_config().await;
-    let store = iotchat_lambda::store(&sdk, &settings);
+    let store = iotchat_api::dynamo::DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), tables);
     lambda_runtime::run(service_fn(|event: LambdaEvent<RuleEvent>| {
         let store = &store;
         async move {
