@@ -5,6 +5,7 @@
 //! elsewhere (`cfn-lint` on the template); `docs/aws.md` lists it.
 
 mod auth;
+mod deploy;
 mod lambda;
 mod storage;
 mod support;

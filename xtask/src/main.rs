@@ -1,6 +1,7 @@
 //! The project's commands. `cargo xtask run` starts the app; `cargo xtask test` runs every test.
 //! Both first install what this machine lacks (and skip what it has), saying what they do.
 
+mod aws;
 mod release;
 mod setup;
 mod sh;
@@ -27,6 +28,11 @@ commands:
   icons    regenerate icons/ from icons/icon.svg (uses the Tauri CLI)
   bench    the desktop benchmark beside an empty Tauri + Leptos app [--runs N]; writes
            docs/benchmarks/desktop.md
+  aws      deploy [--stack NAME] [--region R] [--arch arm64|x86_64] [--endpoint-url URL]:
+           build the Lambda functions and deploy backend/infra/template.yaml, then print the
+           app's profile (also written to target/aws/<stack>/profile.json);
+           teardown [--stack NAME] [--region R] [--endpoint-url URL]: detach the IoT policy
+           everywhere, delete the stack and its artefacts bucket. See docs/aws.md
 ";
 
 fn main() {
@@ -53,6 +59,7 @@ fn main() {
         Some("release") => setup::ensure(setup::Purpose::Run)
             .and_then(|tools| release::release(&tools, &args[1..])),
         Some("bench") => bench(&args[1..]),
+        Some("aws") => aws::aws(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             Ok(())
@@ -197,6 +204,12 @@ fn test() -> Result<()> {
         .dir(&root)
         .run()?;
 
+    step("Linting the AWS template (cfn-lint)");
+    Cmd::new(tools.cfn_lint()?)
+        .arg(root.join("backend").join("infra").join("template.yaml"))
+        .dir(&root)
+        .run()?;
+
     build_ui(&tools)?;
 
     step("Linting the native crates (clippy -D warnings)");
@@ -268,9 +281,13 @@ fn prepare_tests(tools: &setup::Tools) -> Result<Vec<(&'static str, std::ffi::Os
         .find(|b| b.path.extension().is_some_and(|e| e == "deb"))
         .context("the bundler made no .deb")?;
 
-    step("Building iotchat-server and the iotchat CLI (tests run them as processes)");
+    step(
+        "Building iotchat-server, the iotchat CLI, the Lambda functions and iotchat-infra (tests \
+         run them as processes)",
+    );
     Cmd::new("cargo")
-        .args(["build", "--package", "iotchat-server", "--package", "iotchat-client", "--bins"])
+        .args(["build", "--package", "iotchat-server", "--package", "iotchat-client"])
+        .args(["--package", "iotchat-lambda", "--package", "iotchat-infra", "--bins"])
         .dir(root())
         .run()?;
     let exe = |name: &str| -> Result<PathBuf> {
@@ -286,6 +303,8 @@ fn prepare_tests(tools: &setup::Tools) -> Result<Vec<(&'static str, std::ffi::Os
         ("IOTCHAT_UPDATE_A_BIN", updates.a.into()),
         ("IOTCHAT_UPDATE_B_BIN", updates.b.into()),
         ("IOTCHAT_DEB", deb.path.clone().into()),
+        ("IOTCHAT_LAMBDA_BIN_DIR", target_dir()?.join("debug").into()),
+        ("IOTCHAT_INFRA_BIN", exe("iotchat-infra")?.into()),
     ])
 }
 

