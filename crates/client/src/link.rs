@@ -29,6 +29,10 @@ const MAX_CONNECTION_AGE: Duration = Duration::from_secs(23 * 60 * 60);
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
 /// Publishes awaiting their PUBACK at once.
 const MAX_IN_FLIGHT: usize = 64;
+/// AWS IoT's limits per connection: 100 publishes and 512 KB a second. Beyond them it
+/// throttles or drops; the link paces a long outbox instead.
+const MAX_PUBLISHES_PER_SECOND: usize = 100;
+const MAX_BYTES_PER_SECOND: usize = 512 * 1024;
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long a presigned URL is valid (it is used at once).
@@ -182,6 +186,8 @@ pub(crate) async fn run(
         by_pkid: HashMap::new(),
         online: false,
         identity: session.account.identity_id.clone(),
+        pacer: Pacer::default(),
+        paced_until: None,
     };
     link.report(ConnectionState::Connecting);
     let mut attempt: u32 = 0;
@@ -191,12 +197,14 @@ pub(crate) async fn run(
         Mqtt(std::result::Result<MqttEvent, rumqttc::ConnectionError>),
         Command(Option<LinkCommand>),
         Renew,
+        Paced,
     }
     loop {
         let step = tokio::select! {
             event = mqtt.poll() => Step::Mqtt(event),
             command = commands.recv() => Step::Command(command),
             () = tokio::time::sleep_until(renew_at), if link.online => Step::Renew,
+            () = sleep_until_some(link.paced_until), if link.online && link.paced_until.is_some() => Step::Paced,
         };
         match step {
             Step::Mqtt(Ok(event)) => {
@@ -250,12 +258,24 @@ pub(crate) async fn run(
                 return;
             }
             Step::Command(Some(command)) => link.on_command(command),
+            Step::Paced => {
+                link.paced_until = None;
+                link.flush();
+            }
             Step::Renew => {
                 tracing::info!("reconnecting before the 24-hour connection limit");
                 let _ = link.client.try_disconnect();
                 attempt = 0;
             }
         }
+    }
+}
+
+/// Sleeps until `at` (never called without one).
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -270,6 +290,44 @@ struct Link {
     by_pkid: HashMap<u16, MessageId>,
     online: bool,
     identity: iotchat_protocol::IdentityId,
+    pacer: Pacer,
+    /// When the pacer lets the outbox go on, if it held it back.
+    paced_until: Option<tokio::time::Instant>,
+}
+
+/// A one-second sliding window over what this connection published.
+#[derive(Debug, Default)]
+struct Pacer {
+    sent: VecDeque<(tokio::time::Instant, usize)>,
+    bytes: usize,
+}
+
+impl Pacer {
+    /// Records a publish of `bytes` at `now` if the window has room; otherwise says when it
+    /// will. A publish larger than the byte budget goes alone into an empty window.
+    fn admit(
+        &mut self,
+        now: tokio::time::Instant,
+        bytes: usize,
+    ) -> std::result::Result<(), tokio::time::Instant> {
+        let window = Duration::from_secs(1);
+        while let Some(&(at, size)) = self.sent.front() {
+            if now.duration_since(at) < window {
+                break;
+            }
+            self.sent.pop_front();
+            self.bytes -= size;
+        }
+        let full = self.sent.len() >= MAX_PUBLISHES_PER_SECOND
+            || (!self.sent.is_empty() && self.bytes + bytes > MAX_BYTES_PER_SECOND);
+        if full {
+            let oldest = self.sent.front().map_or(now, |&(at, _)| at);
+            return Err(oldest + window);
+        }
+        self.sent.push_back((now, bytes));
+        self.bytes += bytes;
+        Ok(())
+    }
 }
 
 impl Link {
@@ -319,6 +377,9 @@ impl Link {
 
     fn on_disconnect(&mut self, mqtt: &mut EventLoop) {
         self.online = false;
+        // A new connection has a budget of its own.
+        self.pacer = Pacer::default();
+        self.paced_until = None;
         // rumqttc would retransmit these itself; the outbox does that, once, in order.
         mqtt.pending.clear();
         mqtt.state.collision = None;
@@ -363,9 +424,10 @@ impl Link {
         }
     }
 
-    /// Publishes outbox entries not yet in flight, in order, up to the in-flight limit.
+    /// Publishes outbox entries not yet in flight, in order, up to the in-flight limit and
+    /// within AWS IoT's rate per connection (the rest when the pacer allows).
     fn flush(&mut self) {
-        if !self.online {
+        if !self.online || self.paced_until.is_some() {
             return;
         }
         let entries = match self.state.outbox(true) {
@@ -394,6 +456,13 @@ impl Link {
                 }
             };
             let topic = entry.room.topic_for(self.identity.clone()).to_string();
+            if let Err(until) =
+                self.pacer.admit(tokio::time::Instant::now(), topic.len() + payload.len())
+            {
+                tracing::debug!(?until, "pacing the outbox to AWS IoT's rate per connection");
+                self.paced_until = Some(until);
+                break;
+            }
             if self.client.try_publish(topic, QoS::AtLeastOnce, false, payload).is_err() {
                 break;
             }
@@ -417,5 +486,35 @@ impl Link {
         }
         self.online = false;
         self.report(ConnectionState::Offline);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pacer_keeps_a_connection_within_aws_iots_rates() {
+        let start = tokio::time::Instant::now();
+        let mut pacer = Pacer::default();
+        for n in 0..MAX_PUBLISHES_PER_SECOND {
+            let at = start + Duration::from_millis(n as u64);
+            assert_eq!(pacer.admit(at, 100), Ok(()), "publish {n} within the rate");
+        }
+        let late = start + Duration::from_millis(500);
+        assert_eq!(pacer.admit(late, 100), Err(start + Duration::from_secs(1)), "the 101st waits");
+        assert_eq!(pacer.admit(start + Duration::from_secs(1), 100), Ok(()), "the oldest left");
+
+        let mut pacer = Pacer::default();
+        let big = 128 * 1024;
+        for n in 0..4 {
+            assert_eq!(pacer.admit(start, big), Ok(()), "128 KB message {n}");
+        }
+        assert!(pacer.admit(start, 1).is_err(), "512 KB in this second already");
+        assert_eq!(pacer.admit(start + Duration::from_secs(1), big), Ok(()));
+
+        let mut pacer = Pacer::default();
+        assert_eq!(pacer.admit(start, 600 * 1024), Ok(()), "too big for a budget: goes alone");
+        assert!(pacer.admit(start, 1).is_err());
     }
 }
