@@ -564,3 +564,54 @@ async fn delete_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
     println!("    deleted {bucket}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(key: &str, value: &str) -> cfn::types::Output {
+        cfn::types::Output::builder().output_key(key).output_value(value).build()
+    }
+
+    fn outputs() -> Vec<cfn::types::Output> {
+        vec![
+            output("UserPoolId", "eu-west-1_AbC123xyz"),
+            output("UserPoolClientId", "4k1example2client3id"),
+            output("IdentityPoolId", "eu-west-1:7f86d9a8-1111-4222-8333-944444444444"),
+            output("ApiUrl", "https://abc123defg.execute-api.eu-west-1.amazonaws.com/api"),
+            output("IotPolicyName", "iotchat-user"),
+        ]
+    }
+
+    #[test]
+    fn the_stacks_outputs_make_a_profile_the_app_accepts() {
+        let host = "a1b2c3example-ats.iot.eu-west-1.amazonaws.com";
+        let profile = profile_json(&outputs(), "eu-west-1", Some(host)).expect("a valid profile");
+        assert_eq!(profile.iot_endpoint, format!("wss://{host}/mqtt"));
+        assert_eq!(profile.api_url, "https://abc123defg.execute-api.eu-west-1.amazonaws.com/api");
+        assert!(!profile.is_self_hosted(), "AWS's own Cognito endpoints");
+        // What the app reads back is what was printed.
+        let again = iotchat_protocol::Profile::from_json(profile.to_json_pretty().as_bytes());
+        assert_eq!(again.expect("reads back"), profile);
+
+        let mut partial = outputs();
+        partial.retain(|o| o.output_key() != Some("UserPoolId"));
+        let error = profile_json(&partial, "eu-west-1", Some(host)).expect_err("incomplete");
+        assert!(format!("{error:#}").contains("no UserPoolId output"), "{error:#}");
+        let error = profile_json(&outputs(), "eu-west-1", None).expect_err("no endpoint");
+        assert!(format!("{error:#}").contains("no AWS IoT endpoint"), "{error:#}");
+    }
+
+    #[test]
+    fn the_artefacts_bucket_name_is_valid_for_s3() {
+        let name = bucket_name(
+            "123456789012",
+            "ap-southeast-2",
+            "A-Very-Long-Stack-Name-Of-Forty-Chars-X",
+        );
+        assert!(name.len() <= 63 && name.len() >= 3, "{name}");
+        assert!(name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        assert!(!name.ends_with('-'));
+        assert_eq!(bucket_name("1", "us-east-1", "chat"), "chat-artifacts-1-us-east-1");
+    }
+}
