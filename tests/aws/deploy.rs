@@ -2,7 +2,6 @@
 //! moto with `--endpoint-url`: what moto can create from the template is created and checked
 //! in moto's own services; what it cannot is reported; teardown detaches and removes it all.
 
-use std::path::PathBuf;
 use std::process::Output;
 
 use iotchat_api::ChatStore as _;
@@ -10,25 +9,14 @@ use iotchat_api::dynamo::{DynamoStore, Tables};
 use iotchat_protocol::api::{Room, RoomType, StoredMessage};
 use iotchat_protocol::{MessageId, RoomName, RoomSlug};
 
-use crate::support::{Moto, Pools, REGION, lambda_binary};
-
-fn infra_binary() -> PathBuf {
-    let path = std::env::var_os("IOTCHAT_INFRA_BIN").map_or_else(
-        || iotchat_tests::target_dir().expect("target dir").join("debug").join("iotchat-infra"),
-        PathBuf::from,
-    );
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo xtask test` (or `cargo build -p iotchat-infra`)",
-        path.display()
-    );
-    path
-}
+use crate::support::{Moto, Pools, REGION};
 
 /// Runs iotchat-infra with only the environment given (no AWS settings of the machine's).
 async fn infra(args: &[&str], env: &[(String, String)]) -> Output {
     let home = tempfile::tempdir().expect("empty HOME");
-    let mut command = tokio::process::Command::new(infra_binary());
+    let mut command = tokio::process::Command::new(
+        iotchat_tests::infra_binary().expect("iotchat-infra is built"),
+    );
     command
         .args(args)
         .env_clear()
@@ -56,7 +44,8 @@ fn text(output: &Output) -> String {
 
 /// The functions directory: the binaries the Lambda tests run (cargo's layout).
 fn functions_dir() -> String {
-    lambda_binary("iotchat-lambda-api")
+    iotchat_tests::lambda_binary("iotchat-lambda-api")
+        .expect("the functions are built")
         .parent()
         .expect("a directory")
         .to_string_lossy()
@@ -83,7 +72,7 @@ print(json.dumps({
                  "env": f.get("Environment", {}).get("Variables", {})} for f in fns],
   "roles": roles, "buckets": buckets}))
 "#;
-    let python = std::env::var("IOTCHAT_PEERS_PYTHON").expect("IOTCHAT_PEERS_PYTHON");
+    let python = iotchat_tests::peers_python().expect("the peers' Python");
     let out = tokio::process::Command::new(python)
         .args(["-c", script, moto.endpoint(), stack])
         .output()

@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -24,14 +24,6 @@ pub(crate) const REGION: &str = "us-east-1";
 /// How long a test waits for moto, a function or an answer.
 pub(crate) const WAIT: Duration = Duration::from_secs(60);
 
-/// The Python that `cargo xtask test` prepares, with moto.
-fn python() -> String {
-    std::env::var("IOTCHAT_PEERS_PYTHON").expect(
-        "IOTCHAT_PEERS_PYTHON names a Python with moto[server]: run `cargo xtask test`, which \
-         prepares one",
-    )
-}
-
 /// A moto server on an ephemeral loopback port, stopped when dropped.
 pub(crate) struct Moto {
     endpoint: String,
@@ -41,7 +33,8 @@ pub(crate) struct Moto {
 impl Moto {
     pub(crate) async fn start() -> Self {
         // Port 0: the server picks a free port and says which, so two tests never race for one.
-        let mut child = Command::new(python())
+        let python = iotchat_tests::peers_python().expect("the peers' Python, with moto");
+        let mut child = Command::new(python)
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -81,50 +74,32 @@ impl Moto {
         &self.endpoint
     }
 
-    fn credentials() -> Credentials {
-        Credentials::new("testing", "testing", None, None, "moto")
+    /// One SDK configuration for every client: moto's endpoint, its region, test credentials.
+    fn sdk(&self) -> aws_types::SdkConfig {
+        aws_types::SdkConfig::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_types::region::Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "testing", "testing", None, None, "moto",
+            )))
+            .build()
     }
 
     pub(crate) fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new(REGION))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(Self::credentials())
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(config)
+        aws_sdk_dynamodb::Client::new(&self.sdk())
     }
 
     pub(crate) fn iot(&self) -> aws_sdk_iot::Client {
-        let config = aws_sdk_iot::Config::builder()
-            .behavior_version(aws_sdk_iot::config::BehaviorVersion::latest())
-            .region(aws_sdk_iot::config::Region::new(REGION))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(Self::credentials())
-            .build();
-        aws_sdk_iot::Client::from_conf(config)
+        aws_sdk_iot::Client::new(&self.sdk())
     }
 
     pub(crate) fn user_pools(&self) -> aws_sdk_cognitoidentityprovider::Client {
-        use aws_sdk_cognitoidentityprovider::config::{BehaviorVersion, Region};
-        let config = aws_sdk_cognitoidentityprovider::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(Self::credentials())
-            .build();
-        aws_sdk_cognitoidentityprovider::Client::from_conf(config)
+        aws_sdk_cognitoidentityprovider::Client::new(&self.sdk())
     }
 
     pub(crate) fn identity_pools(&self) -> aws_sdk_cognitoidentity::Client {
-        use aws_sdk_cognitoidentity::config::{BehaviorVersion, Region};
-        let config = aws_sdk_cognitoidentity::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(Self::credentials())
-            .build();
-        aws_sdk_cognitoidentity::Client::from_conf(config)
+        aws_sdk_cognitoidentity::Client::new(&self.sdk())
     }
 
     /// The environment that points a function's AWS SDK at this moto server.
@@ -315,7 +290,7 @@ impl Runtime {
     /// Runs the function binary `name` against this runtime, with `env` (plus what Lambda
     /// sets for every function). It stops when dropped.
     pub(crate) fn spawn(&self, name: &str, env: &[(String, String)]) -> Child {
-        let bin = lambda_binary(name);
+        let bin = iotchat_tests::lambda_binary(name).expect("the function is built");
         let mut command = Command::new(&bin);
         command
             .env_clear()
@@ -396,20 +371,4 @@ async fn error(
 async fn init_error(State(state): State<RuntimeState>, body: Bytes) -> StatusCode {
     *state.init_error.lock().expect("lock") = Some(String::from_utf8_lossy(&body).into_owned());
     StatusCode::ACCEPTED
-}
-
-/// A Lambda function binary: in `IOTCHAT_LAMBDA_BIN_DIR` (set by `cargo xtask test`), else
-/// the debug build in the target directory.
-pub(crate) fn lambda_binary(name: &str) -> PathBuf {
-    let dir = match std::env::var_os("IOTCHAT_LAMBDA_BIN_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => iotchat_tests::target_dir().expect("target dir").join("debug"),
-    };
-    let path = dir.join(name);
-    assert!(
-        path.is_file(),
-        "{} is not built: run `cargo xtask test` (or `cargo build -p iotchat-lambda`) first",
-        path.display()
-    );
-    path
 }

@@ -7,11 +7,8 @@ use serde_json::json;
 
 use crate::support::{self, api, presigned_mqtt_url, signed_in};
 
-fn python() -> String {
-    std::env::var("IOTCHAT_PEERS_PYTHON").expect(
-        "IOTCHAT_PEERS_PYTHON names a Python with boto3 and paho-mqtt: run `cargo xtask test`, \
-         which prepares one",
-    )
+fn python() -> std::path::PathBuf {
+    iotchat_tests::peers_python().expect("the peers' Python")
 }
 
 /// Runs a peer script with `args` and returns the JSON it prints.

@@ -107,6 +107,49 @@ pub fn cli_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A Lambda function binary (`iotchat-lambda-api`, `-ingest`, `-presignup`): in
+/// `IOTCHAT_LAMBDA_BIN_DIR` (set by `cargo xtask test`), or the debug build in the target dir.
+pub fn lambda_binary(name: &str) -> Result<PathBuf> {
+    let dir = match std::env::var_os("IOTCHAT_LAMBDA_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => target_dir()?.join("debug"),
+    };
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !path.is_file() {
+        bail!(
+            "{name} is not built at {}: run `cargo xtask test` (or `cargo build -p \
+             iotchat-lambda`) first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The `iotchat-infra` executable: `IOTCHAT_INFRA_BIN`, or the debug build in the target dir.
+pub fn infra_binary() -> Result<PathBuf> {
+    let path = match std::env::var_os("IOTCHAT_INFRA_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => target_dir()?.join("debug").join("iotchat-infra"),
+    };
+    if !path.is_file() {
+        bail!(
+            "iotchat-infra is not built at {}: run `cargo xtask test` (or `cargo build -p \
+             iotchat-infra`) first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// The Python that `cargo xtask test` prepares with the peers we did not write (boto3,
+/// paho-mqtt, moto, cfn-lint): `IOTCHAT_PEERS_PYTHON`.
+pub fn peers_python() -> Result<PathBuf> {
+    std::env::var_os("IOTCHAT_PEERS_PYTHON").map(PathBuf::from).context(
+        "IOTCHAT_PEERS_PYTHON names a Python with boto3, paho-mqtt and moto[server]: run \
+         `cargo xtask test`, which prepares one",
+    )
+}
+
 /// A private headless desktop: an X server (Xvfb), a D-Bus session bus and a throw-away HOME.
 /// Apps opened in it with [`DesktopApp::open`] share them, so a second launch finds the data,
 /// settings and window state the first one left.
