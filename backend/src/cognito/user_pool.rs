@@ -206,8 +206,14 @@ async fn password_auth(
             return Err(error.into());
         }
     };
-    let hash =
-        user.as_ref().map_or(state.dummy_hash.as_str(), |u| u.password_hash.as_str()).to_owned();
+    // A user who signs in through another provider has no password: checked against the
+    // dummy hash like an unknown name (same cost, same answer).
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.as_str())
+        .filter(|hash| !hash.is_empty())
+        .unwrap_or(state.dummy_hash.as_str())
+        .to_owned();
     let matches = match state.passwords.verify(given, hash).await {
         Ok(matches) => matches,
         Err(error) => {
@@ -216,7 +222,7 @@ async fn password_auth(
         }
     };
     let user = match user {
-        Some(user) if matches => user,
+        Some(user) if matches && !user.password_hash.is_empty() => user,
         // The attempt stays counted as a failure.
         _ => return Err(CognitoError::not_authorized("Incorrect username or password.")),
     };

@@ -101,6 +101,23 @@ impl std::fmt::Debug for CredentialRecord {
     }
 }
 
+/// An authorization code of the hosted UI, waiting for the token endpoint. Only its SHA-256
+/// is kept; it is good for one exchange, by this client, with this redirect URI (and the PKCE
+/// verifier of `code_challenge`), until `expires_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    pub code_sha256: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub sub: String,
+    pub scope: String,
+    /// The S256 challenge, base64url.
+    pub code_challenge: Option<String>,
+    pub nonce: Option<String>,
+    pub auth_time_s: u64,
+    pub expires_at_ms: u64,
+}
+
 /// Everything the server keeps: the user pool, identities and credentials here, and what the
 /// API keeps ([`ChatStore`]), which on AWS lives in DynamoDB instead.
 #[async_trait]
@@ -121,6 +138,20 @@ pub trait Store: ChatStore {
 
     /// The identity of `sub`, created as `new_id` the first time (atomically).
     async fn identity_for_sub(&self, sub: &str, new_id: IdentityId) -> StoreResult<IdentityId>;
+    /// The user a federated sign-in names: the one linked to `provider`'s `provider_sub`, or
+    /// `new_user` (confirmed, without a password) created and linked now, atomically.
+    /// `Conflict("user")` if `new_user`'s username is taken by someone else.
+    async fn federated_user(
+        &self,
+        provider: &str,
+        provider_sub: &str,
+        new_user: UserRecord,
+    ) -> StoreResult<UserRecord>;
+
+    async fn oauth_code_insert(&self, code: CodeRecord) -> StoreResult<()>;
+    /// The code with this hash, removed in the same step: a code is exchanged at most once.
+    async fn oauth_code_take(&self, code_sha256: &str) -> StoreResult<Option<CodeRecord>>;
+
     /// The user `sub` an identity belongs to.
     async fn identity_owner(&self, identity: &IdentityId) -> StoreResult<Option<String>>;
 

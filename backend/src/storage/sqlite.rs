@@ -11,7 +11,9 @@ use iotchat_protocol::{IdentityId, MessageId, RoomName, RoomSlug};
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, Migrations};
 
-use super::{CredentialRecord, SessionRecord, Store, StoreError, StoreResult, UserRecord};
+use super::{
+    CodeRecord, CredentialRecord, SessionRecord, Store, StoreError, StoreResult, UserRecord,
+};
 
 /// Schema history. Append only: a released migration is never edited.
 fn migrations() -> Migrations<'static> {
@@ -77,6 +79,28 @@ fn migrations() -> Migrations<'static> {
             sent_at_ms INTEGER NOT NULL,
             received_at_ms INTEGER NOT NULL,
             UNIQUE (room_slug, id)
+        ) STRICT;",
+        ),
+        // The hosted UI: users who sign in through another identity provider, and the
+        // one-time authorization codes the token endpoint exchanges (kept as SHA-256).
+        M::up(
+            "CREATE TABLE federated_identities (
+            provider TEXT NOT NULL,
+            provider_sub TEXT NOT NULL,
+            sub TEXT NOT NULL UNIQUE REFERENCES users(sub),
+            created_at_ms INTEGER NOT NULL,
+            PRIMARY KEY (provider, provider_sub)
+        ) STRICT;
+        CREATE TABLE oauth_codes (
+            code_sha256 TEXT PRIMARY KEY,
+            client_id TEXT NOT NULL,
+            redirect_uri TEXT NOT NULL,
+            sub TEXT NOT NULL REFERENCES users(sub),
+            scope TEXT NOT NULL,
+            code_challenge TEXT,
+            nonce TEXT,
+            auth_time_s INTEGER NOT NULL,
+            expires_at_ms INTEGER NOT NULL
         ) STRICT;",
         ),
     ])
@@ -345,6 +369,106 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn federated_user(
+        &self,
+        provider: &str,
+        provider_sub: &str,
+        new_user: UserRecord,
+    ) -> StoreResult<UserRecord> {
+        let (provider, provider_sub) = (provider.to_owned(), provider_sub.to_owned());
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            let linked = tx
+                .query_row(
+                    "SELECT users.* FROM federated_identities JOIN users USING (sub)
+                     WHERE provider = ?1 AND provider_sub = ?2",
+                    params![provider, provider_sub],
+                    user_from_row,
+                )
+                .optional()?;
+            if let Some(user) = linked {
+                return Ok(user);
+            }
+            let inserted = tx.execute(
+                "INSERT INTO users (sub, username, username_key, email, password_hash, confirmed,
+                                    created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, '', 1, ?5)",
+                params![
+                    new_user.sub,
+                    new_user.username,
+                    username_key(&new_user.username),
+                    new_user.email,
+                    sql_int(new_user.created_at_ms),
+                ],
+            );
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("user")),
+                Err(e) => return Err(e.into()),
+            }
+            tx.execute(
+                "INSERT INTO federated_identities (provider, provider_sub, sub, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![provider, provider_sub, new_user.sub, sql_int(new_user.created_at_ms)],
+            )?;
+            tx.commit()?;
+            Ok(UserRecord { password_hash: String::new(), confirmed: true, ..new_user })
+        })
+        .await
+    }
+
+    async fn oauth_code_insert(&self, code: CodeRecord) -> StoreResult<()> {
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO oauth_codes (code_sha256, client_id, redirect_uri, sub, scope,
+                                          code_challenge, nonce, auth_time_s, expires_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    code.code_sha256,
+                    code.client_id,
+                    code.redirect_uri,
+                    code.sub,
+                    code.scope,
+                    code.code_challenge,
+                    code.nonce,
+                    sql_int(code.auth_time_s),
+                    sql_int(code.expires_at_ms),
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn oauth_code_take(&self, code_sha256: &str) -> StoreResult<Option<CodeRecord>> {
+        let key = code_sha256.to_owned();
+        self.with(move |conn| {
+            // Deleted as it is read: a code is good for one exchange, whatever its outcome.
+            Ok(conn
+                .query_row(
+                    "DELETE FROM oauth_codes WHERE code_sha256 = ?1
+                     RETURNING code_sha256, client_id, redirect_uri, sub, scope, code_challenge,
+                               nonce, auth_time_s, expires_at_ms",
+                    [key],
+                    |row| {
+                        Ok(CodeRecord {
+                            code_sha256: row.get(0)?,
+                            client_id: row.get(1)?,
+                            redirect_uri: row.get(2)?,
+                            sub: row.get(3)?,
+                            scope: row.get(4)?,
+                            code_challenge: row.get(5)?,
+                            nonce: row.get(6)?,
+                            auth_time_s: ms(row.get(7)?),
+                            expires_at_ms: ms(row.get(8)?),
+                        })
+                    },
+                )
+                .optional()?)
+        })
+        .await
+    }
+
     async fn identity_owner(&self, id: &IdentityId) -> StoreResult<Option<String>> {
         let id = id.as_str().to_owned();
         self.with(move |conn| {
@@ -380,7 +504,8 @@ impl Store for SqliteStore {
             let credentials =
                 conn.execute("DELETE FROM credentials WHERE expires_at_ms < ?1", [now])?;
             let sessions = conn.execute("DELETE FROM sessions WHERE expires_at_ms < ?1", [now])?;
-            Ok((credentials + sessions) as u64)
+            let codes = conn.execute("DELETE FROM oauth_codes WHERE expires_at_ms < ?1", [now])?;
+            Ok((credentials + sessions + codes) as u64)
         })
         .await
     }
@@ -649,6 +774,58 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_federated_sign_in_names_one_user_for_good_and_never_a_password_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.user_insert(user("p1", "TestIdP_alice")).await.unwrap();
+        let first = store
+            .federated_user("TestIdP", "alice-123", user("f1", "TestIdP_alice-123"))
+            .await
+            .unwrap();
+        assert_eq!((first.sub.as_str(), first.confirmed), ("f1", true));
+        assert!(first.password_hash.is_empty(), "no password: it cannot sign in with one");
+        // The same subject again is the same user, whatever new user was proposed.
+        let again = store
+            .federated_user("TestIdP", "alice-123", user("f2", "TestIdP_other"))
+            .await
+            .unwrap();
+        assert_eq!(again.sub, "f1");
+        assert_eq!(store.user_by_username("testidp_alice-123").await.unwrap().unwrap().sub, "f1");
+        // Another provider's subject with the same value is another user.
+        let google =
+            store.federated_user("Google", "alice-123", user("g1", "Google_alice-123")).await;
+        assert_eq!(google.unwrap().sub, "g1");
+        // A name a password user holds is not taken over.
+        let taken = store.federated_user("TestIdP", "alice", user("f3", "TestIdP_alice")).await;
+        assert!(matches!(taken, Err(StoreError::Conflict("user"))), "{taken:?}");
+        assert_eq!(store.user_by_username("TestIdP_alice").await.unwrap().unwrap().sub, "p1");
+    }
+
+    #[tokio::test]
+    async fn an_authorization_code_is_taken_once_and_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.user_insert(user("s1", "alice")).await.unwrap();
+        let code = |hash: &str, expires_at_ms| CodeRecord {
+            code_sha256: hash.into(),
+            client_id: "client".into(),
+            redirect_uri: "http://localhost:28787/callback".into(),
+            sub: "s1".into(),
+            scope: "openid".into(),
+            code_challenge: Some("challenge".into()),
+            nonce: None,
+            auth_time_s: 1,
+            expires_at_ms,
+        };
+        store.oauth_code_insert(code("h1", 10_000)).await.unwrap();
+        store.oauth_code_insert(code("h2", 500)).await.unwrap();
+        assert_eq!(store.oauth_code_take("h1").await.unwrap(), Some(code("h1", 10_000)));
+        assert_eq!(store.oauth_code_take("h1").await.unwrap(), None, "used once");
+        assert_eq!(store.expired_remove(1_000).await.unwrap(), 1, "the expired code goes");
+        assert_eq!(store.oauth_code_take("h2").await.unwrap(), None);
     }
 
     #[tokio::test]
