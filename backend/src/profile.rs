@@ -35,6 +35,8 @@ pub fn local(pool: &PoolIds, public: &PublicAddress, ca_certificate: Option<Stri
         cognito_idp_endpoint: Some(base.clone()),
         cognito_identity_endpoint: Some(base),
         ca_certificate,
+        // The hosted UI is not served yet (issue 13 adds it).
+        hosted_ui: None,
     }
 }
 

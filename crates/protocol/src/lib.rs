@@ -22,6 +22,6 @@ pub use identity::{IdentityId, IdentityIdError};
 pub use payload::{
     ChatMessage, IncomingPayload, MAX_PAYLOAD_BYTES, MessageId, OutgoingPayload, PayloadError,
 };
-pub use profile::{Profile, ProfileError};
+pub use profile::{HostedUi, Profile, ProfileError, loopback_redirect_uri};
 pub use slug::{RoomDisplayName, RoomSlug, SlugError};
 pub use topic::{RoomName, Topic, TopicError, TopicFilter};

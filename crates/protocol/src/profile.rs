@@ -34,6 +34,72 @@ pub struct Profile {
     /// Clients trust exactly it, for this server only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_certificate: Option<String>,
+    /// The user pool's hosted UI, when it signs people in through other identity providers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted_ui: Option<HostedUi>,
+}
+
+/// Where the hosted UI is, which identity providers it offers, and the loopback redirect URIs
+/// registered for the app (the app listens on the first free one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostedUi {
+    /// Base URL of `/oauth2/authorize` and `/oauth2/token`, without a trailing slash.
+    pub url: String,
+    /// Provider names as the user pool knows them (`Google`, `Facebook`, `TestIdP`).
+    pub providers: Vec<String>,
+    /// Exactly `http://localhost:<port>/callback`, as registered on the app client.
+    pub redirect_uris: Vec<String>,
+}
+
+/// The loopback redirect URI of `port`, as the app client registers it.
+pub fn loopback_redirect_uri(port: u16) -> String {
+    format!("http://localhost:{port}/callback")
+}
+
+impl HostedUi {
+    /// The port of each redirect URI, in order.
+    pub fn redirect_ports(&self) -> Vec<u16> {
+        self.redirect_uris.iter().filter_map(|uri| redirect_port(uri)).collect()
+    }
+
+    fn checked(self) -> Result<Self, ProfileError> {
+        let url = check_url("hostedUi.url", &self.url, Scheme::Http)?;
+        if self.providers.len() > 16 {
+            return Err(invalid("hostedUi.providers", "(list)", "at most 16 providers"));
+        }
+        for provider in &self.providers {
+            let ok = (1..=32).contains(&provider.len())
+                && provider.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !ok {
+                return Err(invalid(
+                    "hostedUi.providers",
+                    provider,
+                    "a provider name is 1–32 letters, digits or underscores",
+                ));
+            }
+        }
+        if self.redirect_uris.is_empty() || self.redirect_uris.len() > 8 {
+            return Err(invalid("hostedUi.redirectUris", "(list)", "give 1 to 8 redirect URIs"));
+        }
+        for uri in &self.redirect_uris {
+            if redirect_port(uri).is_none() {
+                return Err(invalid(
+                    "hostedUi.redirectUris",
+                    uri,
+                    "the app listens only at http://localhost:<port>/callback",
+                ));
+            }
+        }
+        Ok(Self { url, ..self })
+    }
+}
+
+/// The port of `http://localhost:<port>/callback`, the only redirect URI form the app uses.
+fn redirect_port(uri: &str) -> Option<u16> {
+    let port = uri.strip_prefix("http://localhost:")?.strip_suffix("/callback")?;
+    let ok = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| port.parse::<u16>().ok()).flatten().filter(|p| *p > 0)
 }
 
 /// Why a document is not a usable profile.
@@ -94,6 +160,8 @@ struct WireProfile {
     cognito_idp_endpoint: Option<String>,
     cognito_identity_endpoint: Option<String>,
     ca_certificate: Option<String>,
+    #[serde(default)]
+    hosted_ui: Option<HostedUi>,
 }
 
 impl TryFrom<WireProfile> for Profile {
@@ -200,6 +268,7 @@ impl TryFrom<WireProfile> for Profile {
             cognito_idp_endpoint,
             cognito_identity_endpoint,
             ca_certificate,
+            hosted_ui: wire.hosted_ui.map(HostedUi::checked).transpose()?,
         })
     }
 }
@@ -247,6 +316,60 @@ fn check_url(key: &'static str, raw: &str, kind: Scheme) -> Result<String, Profi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_hosted_ui(hosted_ui: serde_json::Value) -> Result<Profile, ProfileError> {
+        let mut json: serde_json::Value = serde_json::from_str(LOCAL).expect("JSON");
+        json["hostedUi"] = hosted_ui;
+        Profile::from_json(json.to_string().as_bytes())
+    }
+
+    #[test]
+    fn a_hosted_ui_is_optional_and_checked_when_given() {
+        assert_eq!(Profile::from_json(LOCAL.as_bytes()).expect("valid").hosted_ui, None);
+        let profile = with_hosted_ui(serde_json::json!({
+            "url": "http://127.0.0.1:8787/",
+            "providers": ["TestIdP", "Google"],
+            "redirectUris": ["http://localhost:28787/callback", "http://localhost:28788/callback"]
+        }))
+        .expect("valid");
+        let hosted = profile.hosted_ui.clone().expect("a hosted UI");
+        assert_eq!(hosted.url, "http://127.0.0.1:8787", "no trailing slash");
+        assert_eq!(hosted.redirect_ports(), [28787, 28788]);
+        let again = Profile::from_json(profile.to_json_pretty().as_bytes()).expect("round trip");
+        assert_eq!(again, profile);
+        assert_eq!(loopback_redirect_uri(28787), "http://localhost:28787/callback");
+
+        let refused = |hosted: serde_json::Value, why: &str| {
+            let error = with_hosted_ui(hosted).expect_err(why).to_string();
+            assert!(error.contains("hostedUi"), "{why}: {error}");
+        };
+        let uris = serde_json::json!(["http://localhost:28787/callback"]);
+        refused(
+            serde_json::json!({"url": "http://auth.example.com", "providers": [], "redirectUris": uris}),
+            "plain http to another machine",
+        );
+        refused(
+            serde_json::json!({"url": "https://a.example.com", "providers": ["Bad Name"], "redirectUris": uris}),
+            "a provider name with a space",
+        );
+        for uri in [
+            "https://localhost:28787/callback",
+            "http://127.0.0.1:28787/callback",
+            "http://localhost:28787/other",
+            "http://localhost:0/callback",
+            "http://localhost:99999/callback",
+            "http://localhost:/callback",
+        ] {
+            refused(
+                serde_json::json!({"url": "https://a.example.com", "providers": [], "redirectUris": [uri]}),
+                uri,
+            );
+        }
+        refused(
+            serde_json::json!({"url": "https://a.example.com", "providers": [], "redirectUris": []}),
+            "no redirect URI",
+        );
+    }
 
     const LOCAL: &str = r#"{
         "region": "us-east-1",
