@@ -125,6 +125,7 @@ impl std::fmt::Debug for AppState {
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/", post(cognito::dispatch))
+        .route("/oauth2/token", post(cognito::hosted_ui::token))
         .route("/{pool_id}/.well-known/jwks.json", get(jwks))
         .route("/profile.json", get(profile_json))
         .route("/mqtt", get(broker::upgrade))

@@ -2,6 +2,7 @@
 //! `X-Amz-Target`, errors as `{"__type", "message"}` with Cognito's exception names so the AWS
 //! SDKs map them to their typed errors.
 
+pub(crate) mod hosted_ui;
 mod identity;
 mod user_pool;
 

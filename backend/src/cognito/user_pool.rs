@@ -230,6 +230,18 @@ async fn password_auth(
     if !user.confirmed {
         return Err(CognitoError::new("UserNotConfirmedException", "User is not confirmed."));
     }
+    let (session, refresh_token) = start_session(state, &user, now_ms() / 1000).await?;
+    tracing::info!(sub = %user.sub, "signed in");
+    authentication_result(state, &user, &session, Some(&refresh_token))
+}
+
+/// A new sign-in of `user` (authenticated at `auth_time_s`): its session, kept, and the
+/// refresh token that names it (only its hash is kept).
+pub(crate) async fn start_session(
+    state: &AppState,
+    user: &UserRecord,
+    auth_time_s: u64,
+) -> Result<(SessionRecord, String), CognitoError> {
     let now = now_ms();
     let mut raw = [0u8; 48];
     rand::rng().fill_bytes(&mut raw);
@@ -240,11 +252,10 @@ async fn password_auth(
         sub: user.sub.clone(),
         issued_at_ms: now,
         expires_at_ms: now + REFRESH_TTL_MS,
-        auth_time_s: now / 1000,
+        auth_time_s,
     };
     state.store.session_insert(session.clone()).await?;
-    tracing::info!(sub = %user.sub, "signed in");
-    authentication_result(state, &user, &session, Some(&refresh_token))
+    Ok((session, refresh_token))
 }
 
 async fn refresh_auth(state: &AppState, params: &HashMap<String, String>) -> CognitoResult {
