@@ -87,6 +87,7 @@ pub struct Settings {
     pub credentials_ttl: Duration,
     /// How long a WebSocket client may leave what the broker sends it unread.
     pub client_write_timeout: Duration,
+    pub(crate) hosted_ui: cognito::hosted_ui::HostedUiSettings,
 }
 
 /// Shared state of every handler.
@@ -106,6 +107,8 @@ pub(crate) struct Inner {
     pub(crate) sign_ins: auth::lockout::SignInGuard,
     pub(crate) profile: Profile,
     pub(crate) broker: broker::Broker,
+    /// Hosted-UI sign-ins waiting at the identity provider.
+    pub(crate) pending_logins: cognito::hosted_ui::PendingLogins,
 }
 
 impl std::ops::Deref for AppState {
@@ -126,6 +129,12 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/", post(cognito::dispatch))
         .route("/oauth2/token", post(cognito::hosted_ui::token))
+        .route("/oauth2/authorize", get(cognito::hosted_ui::authorize))
+        .route("/error", get(cognito::hosted_ui::error_page))
+        .route(
+            "/testidp/authorize",
+            get(cognito::hosted_ui::test_idp_page).post(cognito::hosted_ui::test_idp_answer),
+        )
         .route("/{pool_id}/.well-known/jwks.json", get(jwks))
         .route("/profile.json", get(profile_json))
         .route("/mqtt", get(broker::upgrade))
@@ -283,12 +292,21 @@ pub async fn start(
         settings: Settings {
             credentials_ttl: config.credentials_ttl(),
             client_write_timeout: config.limits.client_write_timeout,
+            hosted_ui: cognito::hosted_ui::HostedUiSettings {
+                redirect_uris: cognito::hosted_ui::CALLBACK_PORTS
+                    .iter()
+                    .map(|port| iotchat_protocol::loopback_redirect_uri(*port))
+                    .collect(),
+                // It signs anyone in without a password: only for this computer.
+                test_idp: addr.ip().is_loopback(),
+            },
         },
         dummy_hash,
         passwords,
         sign_ins: auth::lockout::SignInGuard::default(),
         profile: profile.clone(),
         broker,
+        pending_logins: cognito::hosted_ui::PendingLogins::default(),
     }));
     let (shutdown, shutdown_rx) = oneshot::channel();
     let app = router(state);

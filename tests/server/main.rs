@@ -4,6 +4,7 @@
 mod api;
 mod cognito;
 mod durability;
+mod hosted_ui;
 mod limits;
 mod mqtt;
 mod peers;

@@ -1,0 +1,250 @@
+//! The hosted UI's authorization-code flow with PKCE, the browser played by an HTTP client
+//! that does not follow redirects, the test identity provider's page submitted by hand.
+
+use base64::Engine as _;
+use iotchat_server::profile::Profile;
+use sha2::{Digest as _, Sha256};
+
+use crate::support::{self, get_id, identity_client, idp_client};
+
+const CALLBACK: &str = "http://localhost:28787/callback";
+const VERIFIER: &str = "a-verifier-of-at-least-forty-three-characters-0123456789";
+
+fn challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+fn browser() -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+}
+
+fn base(profile: &Profile) -> String {
+    profile.api_url.trim_end_matches("/api").to_owned()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    assert!(response.status().is_redirection(), "a redirect, got {}", response.status());
+    response.headers()["location"].to_str().expect("ASCII").to_owned()
+}
+
+fn query_of(url: &str) -> std::collections::HashMap<String, String> {
+    let url = url::Url::parse(url).expect("an absolute URL");
+    url.query_pairs().into_owned().collect()
+}
+
+/// Runs the flow up to the redirect back to the app, choosing `action` on the provider's page.
+async fn authorize(profile: &Profile, redirect_uri: &str, subject: &str, action: &str) -> String {
+    let browser = browser();
+    let url = format!("{}/oauth2/authorize", base(profile));
+    let challenge = challenge(VERIFIER);
+    let response = browser
+        .get(&url)
+        .query(&[
+            ("client_id", profile.user_pool_client_id.as_str()),
+            ("redirect_uri", redirect_uri),
+            ("response_type", "code"),
+            ("state", "state-123"),
+            ("identity_provider", "TestIdP"),
+            ("code_challenge_method", "S256"),
+            ("code_challenge", challenge.as_str()),
+            ("scope", "openid email profile aws.cognito.signin.user.admin"),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    let to_provider = location(&response);
+    assert!(to_provider.starts_with("/testidp/authorize?pending="), "{to_provider}");
+    let page = browser
+        .get(format!("{}{to_provider}", base(profile)))
+        .send()
+        .await
+        .expect("the provider's page");
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let pending = to_provider.split("pending=").nth(1).expect("a pending id").to_owned();
+    let answer = browser
+        .post(format!("{}/testidp/authorize", base(profile)))
+        .form(&[
+            ("pending", pending.as_str()),
+            ("subject", subject),
+            ("email", "carol@example.com"),
+            ("action", action),
+        ])
+        .send()
+        .await
+        .expect("the provider's answer");
+    location(&answer)
+}
+
+async fn exchange(profile: &Profile, code: &str, verifier: &str) -> (u16, serde_json::Value) {
+    let response = browser()
+        .post(format!("{}/oauth2/token", base(profile)))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("client_id", profile.user_pool_client_id.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .expect("token endpoint");
+    let status = response.status().as_u16();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    (status, response.json().await.expect("JSON"))
+}
+
+fn claim(token: &str, name: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64");
+    serde_json::from_slice::<serde_json::Value>(&bytes).expect("claims")[name].clone()
+}
+
+#[tokio::test]
+async fn a_test_provider_sign_in_ends_with_cognito_tokens_for_a_federated_user() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+
+    let back = authorize(&profile, CALLBACK, "carol", "allow").await;
+    assert!(back.starts_with(&format!("{CALLBACK}?")), "{back}");
+    let answer = query_of(&back);
+    assert_eq!(answer["state"], "state-123", "state comes back as it was sent");
+    let code = answer["code"].clone();
+
+    let (status, tokens) = exchange(&profile, &code, VERIFIER).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    let id_token = tokens["id_token"].as_str().expect("an ID token");
+    assert_eq!(claim(id_token, "cognito:username"), "TestIdP_carol");
+    // The tokens are the user pool's: the identity pool takes them as any sign-in.
+    let identity = get_id(&identity_client(&profile), &profile, id_token).await;
+    assert!(identity.starts_with(&profile.region));
+    let first_sub = claim(id_token, "sub");
+
+    // A code is good once.
+    let (status, again) = exchange(&profile, &code, VERIFIER).await;
+    assert_eq!((status, again["error"].as_str()), (400, Some("invalid_grant")));
+
+    // The same person again is the same user; a password cannot sign them in.
+    let second = query_of(&authorize(&profile, CALLBACK, "carol", "allow").await)["code"].clone();
+    let (_, tokens) = exchange(&profile, &second, VERIFIER).await;
+    let id_token = tokens["id_token"].as_str().expect("an ID token");
+    assert_eq!(claim(id_token, "sub"), first_sub, "one user per provider subject");
+    let refused = idp_client(&profile)
+        .initiate_auth()
+        .client_id(&profile.user_pool_client_id)
+        .auth_flow(aws_sdk_cognitoidentityprovider::types::AuthFlowType::UserPasswordAuth)
+        .auth_parameters("USERNAME", "TestIdP_carol")
+        .auth_parameters("PASSWORD", "")
+        .send()
+        .await
+        .expect_err("no password sign-in for a federated user");
+    assert!(format!("{refused:?}").contains("NotAuthorizedException"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn the_flow_refuses_what_cognito_refuses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let browser = browser();
+    let authorize_url = format!("{}/oauth2/authorize", base(&profile));
+
+    // A redirect URI that is not registered, even by a trailing slash or another port, never
+    // gets the browser: it goes to the error page.
+    for redirect_uri in [
+        "http://localhost:28787/callback/",
+        "http://localhost:9999/callback",
+        "http://127.0.0.1:28787/callback",
+        "https://evil.example.com/callback",
+    ] {
+        let response = browser
+            .get(&authorize_url)
+            .query(&[
+                ("client_id", profile.user_pool_client_id.as_str()),
+                ("redirect_uri", redirect_uri),
+                ("response_type", "code"),
+                ("identity_provider", "TestIdP"),
+            ])
+            .send()
+            .await
+            .expect("authorize");
+        let to = location(&response);
+        assert!(to.starts_with("/error?error=redirect_mismatch"), "{redirect_uri}: {to}");
+    }
+    // Another client id likewise.
+    let response = browser
+        .get(&authorize_url)
+        .query(&[
+            ("client_id", "someoneelse"),
+            ("redirect_uri", CALLBACK),
+            ("response_type", "code"),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    assert!(location(&response).starts_with("/error?"));
+
+    // A plain PKCE method is refused, back at the app with the state.
+    let response = browser
+        .get(&authorize_url)
+        .query(&[
+            ("client_id", profile.user_pool_client_id.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("response_type", "code"),
+            ("state", "s1"),
+            ("identity_provider", "TestIdP"),
+            ("code_challenge_method", "plain"),
+            ("code_challenge", VERIFIER),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    let answer = query_of(&location(&response));
+    assert_eq!((answer["error"].as_str(), answer["state"].as_str()), ("invalid_request", "s1"));
+
+    // Declining at the provider.
+    let answer = query_of(&authorize(&profile, CALLBACK, "dave", "deny").await);
+    assert_eq!(answer["error"], "access_denied");
+    assert_eq!(answer["state"], "state-123");
+    assert!(!answer.contains_key("code"));
+
+    // A wrong verifier spends the code: the right one cannot use it afterwards.
+    let code = query_of(&authorize(&profile, CALLBACK, "erin", "allow").await)["code"].clone();
+    let other = "another-verifier-of-at-least-forty-three-characters-98765";
+    let (status, body) = exchange(&profile, &code, other).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, _) = exchange(&profile, &code, VERIFIER).await;
+    assert_eq!(status, 400, "the code was spent by the failed try");
+
+    // A code exchanged for another redirect URI, or with no verifier, is refused.
+    let code = query_of(&authorize(&profile, CALLBACK, "erin", "allow").await)["code"].clone();
+    let response = browser
+        .post(format!("{}/oauth2/token", base(&profile)))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", profile.user_pool_client_id.as_str()),
+            ("redirect_uri", "http://localhost:28788/callback"),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .expect("token endpoint");
+    assert_eq!(response.status(), 400);
+    let (status, body) = exchange(&profile, "never-issued", VERIFIER).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let response = browser
+        .post(format!("{}/oauth2/token", base(&profile)))
+        .form(&[("grant_type", "password"), ("username", "x")])
+        .send()
+        .await
+        .expect("token endpoint");
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"], "unsupported_grant_type");
+}
