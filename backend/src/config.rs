@@ -41,6 +41,8 @@ pub struct Limits {
     /// How long the broker waits for an MQTT client to take what it is sent before dropping
     /// it; a client that stops reading would otherwise make the broker buffer without end.
     pub client_write_timeout: Duration,
+    /// How long a hosted-UI authorization code stays good (Cognito: five minutes).
+    pub oauth_code_ttl: Duration,
 }
 
 impl Default for Limits {
@@ -51,6 +53,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(20),
             client_write_timeout: Duration::from_secs(30),
+            oauth_code_ttl: Duration::from_secs(300),
         }
     }
 }

@@ -299,6 +299,7 @@ pub async fn start(
                     .collect(),
                 // It signs anyone in without a password: only for this computer.
                 test_idp: addr.ip().is_loopback(),
+                code_ttl: config.limits.oauth_code_ttl,
             },
         },
         dummy_hash,

@@ -239,6 +239,19 @@ async fn the_flow_refuses_what_cognito_refuses() {
     assert_eq!(response.status(), 400);
     let (status, body) = exchange(&profile, "never-issued", VERIFIER).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    drop(server);
+
+    // A code past its lifetime (shortened to one second here; five minutes by default).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = support::start_with(dir.path(), |config| {
+        config.limits.oauth_code_ttl = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let profile = server.profile().clone();
+    let code = query_of(&authorize(&profile, CALLBACK, "frank", "allow").await)["code"].clone();
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let (status, body) = exchange(&profile, &code, VERIFIER).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
     let response = browser
         .post(format!("{}/oauth2/token", base(&profile)))
         .form(&[("grant_type", "password"), ("username", "x")])

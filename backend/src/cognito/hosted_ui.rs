@@ -33,8 +33,6 @@ use crate::storage::{CodeRecord, UserRecord};
 pub(crate) const TEST_IDP: &str = "TestIdP";
 /// The loopback ports whose `http://localhost:<port>/callback` the app client registers.
 pub(crate) const CALLBACK_PORTS: [u16; 3] = [28787, 28788, 28789];
-/// How long an authorization code may wait for its exchange (Cognito's five minutes).
-const CODE_TTL: Duration = Duration::from_secs(300);
 /// How long a browser may take at the identity provider.
 const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Sign-ins waiting at the identity provider at once; the oldest gives way.
@@ -48,6 +46,8 @@ pub(crate) struct HostedUiSettings {
     pub(crate) redirect_uris: Vec<String>,
     /// Whether the built-in test identity provider signs people in.
     pub(crate) test_idp: bool,
+    /// How long an authorization code may wait for its exchange.
+    pub(crate) code_ttl: Duration,
 }
 
 /// An authorization request while its browser is at the identity provider.
@@ -315,7 +315,7 @@ pub(crate) async fn test_idp_answer(
         code_challenge: pending.code_challenge.clone(),
         nonce: pending.nonce.clone(),
         auth_time_s: now / 1000,
-        expires_at_ms: now + CODE_TTL.as_millis() as u64,
+        expires_at_ms: now + app.settings.hosted_ui.code_ttl.as_millis() as u64,
     };
     if let Err(error) = app.store.oauth_code_insert(record).await {
         tracing::error!(%error, "hosted UI: storing a code");
