@@ -132,6 +132,10 @@ fn router(state: AppState) -> Router {
         .route("/oauth2/authorize", get(cognito::hosted_ui::authorize))
         .route("/error", get(cognito::hosted_ui::error_page))
         .route(
+            "/oauth2/userInfo",
+            get(cognito::hosted_ui::user_info).post(cognito::hosted_ui::user_info),
+        )
+        .route(
             "/testidp/authorize",
             get(cognito::hosted_ui::test_idp_page).post(cognito::hosted_ui::test_idp_answer),
         )
@@ -279,7 +283,16 @@ pub async fn start(
         authority: config.public_authority(addr.port()),
     };
     let ca_certificate = server_tls.as_ref().and_then(|t| t.ca_certificate.clone());
-    let profile = profile::local(&pool, &public, ca_certificate);
+    let hosted_ui = cognito::hosted_ui::HostedUiSettings {
+        redirect_uris: cognito::hosted_ui::CALLBACK_PORTS
+            .iter()
+            .map(|port| iotchat_protocol::loopback_redirect_uri(*port))
+            .collect(),
+        // It signs anyone in without a password: only for this computer.
+        test_idp: addr.ip().is_loopback(),
+        code_ttl: config.limits.oauth_code_ttl,
+    };
+    let profile = profile::local(&pool, &public, ca_certificate, &hosted_ui);
     profile::write(&profile, &config.data_dir)?;
 
     let housekeeping = tokio::spawn(expired_remove_hourly(Arc::clone(&store)));
@@ -292,15 +305,7 @@ pub async fn start(
         settings: Settings {
             credentials_ttl: config.credentials_ttl(),
             client_write_timeout: config.limits.client_write_timeout,
-            hosted_ui: cognito::hosted_ui::HostedUiSettings {
-                redirect_uris: cognito::hosted_ui::CALLBACK_PORTS
-                    .iter()
-                    .map(|port| iotchat_protocol::loopback_redirect_uri(*port))
-                    .collect(),
-                // It signs anyone in without a password: only for this computer.
-                test_idp: addr.ip().is_loopback(),
-                code_ttl: config.limits.oauth_code_ttl,
-            },
+            hosted_ui,
         },
         dummy_hash,
         passwords,

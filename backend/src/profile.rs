@@ -22,7 +22,12 @@ pub struct PublicAddress {
 
 /// The profile of this server, reached at `public`; `ca_certificate` when the server's
 /// certificate is self-signed.
-pub fn local(pool: &PoolIds, public: &PublicAddress, ca_certificate: Option<String>) -> Profile {
+pub(crate) fn local(
+    pool: &PoolIds,
+    public: &PublicAddress,
+    ca_certificate: Option<String>,
+    hosted_ui: &crate::cognito::hosted_ui::HostedUiSettings,
+) -> Profile {
     let (http, ws) = if public.tls { ("https", "wss") } else { ("http", "ws") };
     let base = format!("{http}://{}", public.authority);
     Profile {
@@ -33,10 +38,18 @@ pub fn local(pool: &PoolIds, public: &PublicAddress, ca_certificate: Option<Stri
         api_url: format!("{base}/api"),
         iot_endpoint: format!("{ws}://{}/mqtt", public.authority),
         cognito_idp_endpoint: Some(base.clone()),
-        cognito_identity_endpoint: Some(base),
+        cognito_identity_endpoint: Some(base.clone()),
         ca_certificate,
-        // The hosted UI is not served yet (issue 13 adds it).
-        hosted_ui: None,
+        // The providers this server signs in with; the hosted UI itself is always there.
+        hosted_ui: Some(iotchat_protocol::HostedUi {
+            url: base,
+            providers: if hosted_ui.test_idp {
+                vec![crate::cognito::hosted_ui::TEST_IDP.to_owned()]
+            } else {
+                Vec::new()
+            },
+            redirect_uris: hosted_ui.redirect_uris.clone(),
+        }),
     }
 }
 

@@ -109,6 +109,11 @@ async fn a_test_provider_sign_in_ends_with_cognito_tokens_for_a_federated_user()
     let dir = tempfile::tempdir().expect("temp dir");
     let server = support::start(dir.path()).await;
     let profile = server.profile().clone();
+    // The profile says where the hosted UI is and what it offers.
+    let hosted = profile.hosted_ui.clone().expect("the local profile has a hosted UI");
+    assert_eq!(hosted.providers, ["TestIdP"], "a loopback server offers the test provider");
+    assert_eq!(hosted.redirect_uris.first().map(String::as_str), Some(CALLBACK));
+    assert_eq!(hosted.url, base(&profile));
 
     let back = authorize(&profile, CALLBACK, "carol", "allow").await;
     assert!(back.starts_with(&format!("{CALLBACK}?")), "{back}");
@@ -125,6 +130,26 @@ async fn a_test_provider_sign_in_ends_with_cognito_tokens_for_a_federated_user()
     let identity = get_id(&identity_client(&profile), &profile, id_token).await;
     assert!(identity.starts_with(&profile.region));
     let first_sub = claim(id_token, "sub");
+
+    // userInfo names the user of the access token; without a token, or with a bad one, a bare
+    // 400 or 401 as Cognito answers.
+    let url = format!("{}/oauth2/userInfo", base(&profile));
+    let access = tokens["access_token"].as_str().expect("an access token");
+    let me: serde_json::Value = browser()
+        .get(&url)
+        .bearer_auth(access)
+        .send()
+        .await
+        .expect("userInfo")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(me["username"], "TestIdP_carol");
+    assert_eq!(me["email"], "carol@example.com");
+    assert_eq!(browser().get(&url).send().await.expect("userInfo").status(), 400);
+    let bad = browser().get(&url).bearer_auth("not-a-token").send().await.expect("userInfo");
+    assert_eq!(bad.status(), 401);
+    assert!(bad.headers()["www-authenticate"].to_str().unwrap_or("").contains("invalid_token"));
 
     // A code is good once.
     let (status, again) = exchange(&profile, &code, VERIFIER).await;

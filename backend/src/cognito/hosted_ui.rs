@@ -10,7 +10,9 @@
 //!   status 400 for every refusal, the tokens as JSON. A code is good once, for its client and
 //!   redirect URI, with the PKCE verifier of its challenge, for five minutes.
 //!
-//! (Issue 13, in progress: `/oauth2/userInfo`, `/logout` and `/login` come next.)
+//! - `GET|POST /oauth2/userInfo`: who a bearer access token belongs to.
+//!
+//! (Issue 13, in progress: `/logout` and `/login` come next.)
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -469,6 +471,53 @@ async fn authorization_code(
         "token_type": "Bearer",
         "expires_in": TOKEN_TTL.as_secs(),
     }))
+}
+
+/// `GET|POST /oauth2/userInfo`: the user of a live access token, or Cognito's bare 401.
+pub(crate) async fn user_info(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let refusal = |status: StatusCode, error: &str, description: &str| {
+        let mut response = status.into_response();
+        if let Ok(value) = HeaderValue::from_str(&format!(
+            "error=\"{error}\", error_description=\"{description}\""
+        )) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    };
+    let Some(token) = bearer else {
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Bad OAuth2 request at UserInfo Endpoint",
+        );
+    };
+    let invalid = || {
+        refusal(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "Access token is expired, disabled, or deleted, or the user has globally signed out.",
+        )
+    };
+    let Ok(claims) = super::user_pool::access(&app, token).await else { return invalid() };
+    let Ok(Some(user)) = app.store.user_by_sub(&claims.sub).await else { return invalid() };
+    no_store(
+        StatusCode::OK,
+        json!({
+            "sub": user.sub,
+            "username": user.username,
+            "email": user.email,
+            "email_verified": if user.confirmed { "true" } else { "false" },
+        }),
+    )
 }
 
 #[cfg(test)]

@@ -308,7 +308,7 @@ struct WithAccessToken {
 }
 
 /// Verifies an access token and that its sign-in has not been ended.
-async fn access(state: &AppState, token: &str) -> Result<AccessClaims, CognitoError> {
+pub(crate) async fn access(state: &AppState, token: &str) -> Result<AccessClaims, CognitoError> {
     let claims = state.tokens.verify_access(token).map_err(|e| match e {
         TokenError::Expired { .. } => CognitoError::not_authorized("Access Token has expired"),
         TokenError::Invalid { detail, .. } => {
