@@ -24,6 +24,8 @@ pub struct Config {
     /// What one client may hold of the server; the defaults suit every deployment, tests
     /// shrink them.
     pub limits: Limits,
+    /// The loopback ports of the hosted UI's registered redirect URIs.
+    pub callback_ports: Vec<u16>,
 }
 
 /// Bounds on connections, so that no client (or crowd of them) can exhaust the server.
@@ -109,6 +111,9 @@ pub struct FileConfig {
     /// Host name or address clients use to reach the server (profile URLs, certificate).
     #[arg(long, env = "IOTCHAT_PUBLIC_HOST")]
     pub public_host: Option<String>,
+    /// Loopback ports of the app's hosted-UI redirect URIs (http://localhost:<port>/callback).
+    #[arg(long, env = "IOTCHAT_CALLBACK_PORTS", value_delimiter = ',')]
+    pub callback_ports: Option<Vec<u16>>,
 }
 
 impl FileConfig {
@@ -164,6 +169,11 @@ impl Config {
             tls,
             public_host,
             limits: Limits::default(),
+            callback_ports: overrides
+                .callback_ports
+                .or(file.callback_ports)
+                .or(defaults.callback_ports)
+                .context("callback_ports")?,
         };
         config.check()?;
         Ok(config)
@@ -181,6 +191,18 @@ impl Config {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !region_ok {
             bail!("region = {:?}: use an AWS-style region name such as us-east-1", self.region);
+        }
+        let mut ports = self.callback_ports.clone();
+        ports.sort_unstable();
+        ports.dedup();
+        if !(1..=8).contains(&self.callback_ports.len())
+            || ports.len() != self.callback_ports.len()
+            || ports.iter().any(|port| *port < 1024)
+        {
+            bail!(
+                "callback_ports = {:?}: give 1 to 8 different ports from 1024 up",
+                self.callback_ports
+            );
         }
         if !(1..=12 * 3600).contains(&self.credentials_ttl_secs) {
             bail!(
@@ -268,6 +290,7 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:8787".parse().unwrap());
         assert_eq!(config.region, "us-east-1");
         assert_eq!(config.credentials_ttl_secs, 3600);
+        assert_eq!(config.callback_ports, [28787, 28788, 28789]);
     }
 
     #[test]
@@ -296,6 +319,12 @@ mod tests {
         assert!(err.contains("public_host"), "{err}");
         let region = FileConfig { region: Some("US East".into()), ..Default::default() };
         assert!(Config::resolve(FileConfig::default(), region).is_err());
+        let ports = FileConfig { callback_ports: Some(vec![80]), ..Default::default() };
+        let err = Config::resolve(FileConfig::default(), ports).unwrap_err().to_string();
+        assert!(err.contains("callback_ports"), "{err}");
+        let ports = FileConfig { callback_ports: Some(vec![30000, 30000]), ..Default::default() };
+        let err = Config::resolve(FileConfig::default(), ports).unwrap_err().to_string();
+        assert!(err.contains("callback_ports"), "{err}");
         let ttl = FileConfig { credentials_ttl_secs: Some(0), ..Default::default() };
         assert!(Config::resolve(FileConfig::default(), ttl).is_err());
         assert!(toml::from_str::<FileConfig>("lissen = \"x\"").is_err(), "typos are errors");

@@ -131,6 +131,8 @@ fn router(state: AppState) -> Router {
         .route("/oauth2/token", post(cognito::hosted_ui::token))
         .route("/oauth2/authorize", get(cognito::hosted_ui::authorize))
         .route("/error", get(cognito::hosted_ui::error_page))
+        .route("/login", get(cognito::hosted_ui::login_page))
+        .route("/logout", get(cognito::hosted_ui::logout))
         .route(
             "/oauth2/userInfo",
             get(cognito::hosted_ui::user_info).post(cognito::hosted_ui::user_info),
@@ -284,9 +286,15 @@ pub async fn start(
     };
     let ca_certificate = server_tls.as_ref().and_then(|t| t.ca_certificate.clone());
     let hosted_ui = cognito::hosted_ui::HostedUiSettings {
-        redirect_uris: cognito::hosted_ui::CALLBACK_PORTS
+        redirect_uris: config
+            .callback_ports
             .iter()
             .map(|port| iotchat_protocol::loopback_redirect_uri(*port))
+            .collect(),
+        logout_uris: config
+            .callback_ports
+            .iter()
+            .map(|port| format!("http://localhost:{port}/signed-out"))
             .collect(),
         // It signs anyone in without a password: only for this computer.
         test_idp: addr.ip().is_loopback(),

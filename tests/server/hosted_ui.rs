@@ -286,3 +286,131 @@ async fn the_flow_refuses_what_cognito_refuses() {
     let body: serde_json::Value = response.json().await.expect("JSON");
     assert_eq!(body["error"], "unsupported_grant_type");
 }
+
+#[tokio::test]
+async fn refresh_login_logout_and_reserved_names() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = support::start(dir.path()).await;
+    let profile = server.profile().clone();
+    let browser = browser();
+    let client_id = profile.user_pool_client_id.as_str();
+
+    // The refresh grant gives new tokens (and, as Cognito, no new refresh token) until the
+    // user signs out everywhere.
+    let code = query_of(&authorize(&profile, CALLBACK, "gina", "allow").await)["code"].clone();
+    let (_, tokens) = exchange(&profile, &code, VERIFIER).await;
+    let refresh = tokens["refresh_token"].as_str().expect("a refresh token").to_owned();
+    let token_url = format!("{}/oauth2/token", base(&profile));
+    let refreshed = |token: String| {
+        let request = browser.post(&token_url).form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id),
+            ("refresh_token", token.as_str()),
+        ]);
+        async move {
+            let response = request.send().await.expect("token endpoint");
+            (response.status().as_u16(), response.json::<serde_json::Value>().await.expect("JSON"))
+        }
+    };
+    let (status, renewed) = refreshed(refresh.clone()).await;
+    assert_eq!(status, 200, "{renewed}");
+    assert!(renewed.get("refresh_token").is_none(), "{renewed}");
+    let access = renewed["access_token"].as_str().expect("an access token");
+    assert_eq!(claim(access, "username"), "TestIdP_gina");
+    // The same refresh token works with InitiateAuth, as the app renews sessions.
+    let renewed_by_sdk = idp_client(&profile)
+        .initiate_auth()
+        .client_id(client_id)
+        .auth_flow(aws_sdk_cognitoidentityprovider::types::AuthFlowType::RefreshTokenAuth)
+        .auth_parameters("REFRESH_TOKEN", &refresh)
+        .send()
+        .await
+        .expect("REFRESH_TOKEN_AUTH with a hosted-UI refresh token");
+    assert!(renewed_by_sdk.authentication_result().and_then(|r| r.id_token()).is_some());
+    idp_client(&profile)
+        .global_sign_out()
+        .access_token(access)
+        .send()
+        .await
+        .expect("GlobalSignOut with a hosted-UI access token");
+    let (status, body) = refreshed(refresh).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, body) = refreshed("never-issued".into()).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+
+    // Without a provider, /oauth2/authorize shows /login, which offers the test provider with
+    // the same request; /login refuses what /oauth2/authorize refuses.
+    let request = [
+        ("client_id", client_id),
+        ("redirect_uri", CALLBACK),
+        ("response_type", "code"),
+        ("state", "<script>alert(1)</script>"),
+    ];
+    let response = browser
+        .get(format!("{}/oauth2/authorize", base(&profile)))
+        .query(&request)
+        .send()
+        .await
+        .expect("authorize");
+    let to_login = location(&response);
+    assert!(to_login.starts_with("/login?"), "{to_login}");
+    let page = browser.get(format!("{}{to_login}", base(&profile))).send().await.expect("/login");
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-security-policy"].to_str().unwrap_or("").contains("'none'"));
+    let html = page.text().await.expect("HTML");
+    assert!(html.contains("Continue with TestIdP"), "{html}");
+    assert!(html.contains("identity_provider=TestIdP"), "{html}");
+    assert!(!html.contains("<script>"), "reflected values are escaped: {html}");
+    let bad = browser
+        .get(format!("{}/login", base(&profile)))
+        .query(&[("client_id", client_id), ("redirect_uri", "http://localhost:1/callback")])
+        .send()
+        .await
+        .expect("/login");
+    assert!(location(&bad).starts_with("/error?error=redirect_mismatch"));
+    let error_page = browser
+        .get(format!("{}/error", base(&profile)))
+        .query(&[("error", "<img src=x onerror=alert(1)>")])
+        .send()
+        .await
+        .expect("/error")
+        .text()
+        .await
+        .expect("HTML");
+    assert!(error_page.contains("&lt;img"), "{error_page}");
+
+    // /logout goes only to a registered sign-out URI.
+    let logout = |logout_uri: &'static str| {
+        browser
+            .get(format!("{}/logout", base(&profile)))
+            .query(&[("client_id", client_id), ("logout_uri", logout_uri)])
+            .send()
+    };
+    let signed_out = logout("http://localhost:28787/signed-out").await.expect("/logout");
+    assert_eq!(location(&signed_out), "http://localhost:28787/signed-out");
+    let elsewhere = logout("https://evil.example.com/").await.expect("/logout");
+    assert!(location(&elsewhere).starts_with("/error?"), "never to an unregistered URI");
+
+    // Nobody signs up with a provider's prefix, so a password user never takes a federated
+    // user's name.
+    for username in ["TestIdP_gina2", "google_123", "FACEBOOK_9"] {
+        let refused = idp_client(&profile)
+            .sign_up()
+            .client_id(client_id)
+            .username(username)
+            .password("Correct-horse-1")
+            .user_attributes(
+                aws_sdk_cognitoidentityprovider::types::AttributeType::builder()
+                    .name("email")
+                    .value("x@example.com")
+                    .build()
+                    .expect("an attribute"),
+            )
+            .send()
+            .await
+            .expect_err("a reserved prefix");
+        let text = format!("{refused:?}");
+        assert!(text.contains("InvalidParameterException"), "{username}: {text}");
+        assert!(text.contains("sign-in provider"), "{username}: {text}");
+    }
+}

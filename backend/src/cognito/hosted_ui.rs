@@ -10,9 +10,10 @@
 //!   status 400 for every refusal, the tokens as JSON. A code is good once, for its client and
 //!   redirect URI, with the PKCE verifier of its challenge, for five minutes.
 //!
-//! - `GET|POST /oauth2/userInfo`: who a bearer access token belongs to.
-//!
-//! (Issue 13, in progress: `/logout` and `/login` come next.)
+//! - `GET|POST /oauth2/userInfo`: who a bearer access token belongs to;
+//! - `GET /login`: the providers to choose from, when the request names none;
+//! - `GET /logout`: back to a registered sign-out URI (this server keeps no browser session
+//!   to clear, unlike Cognito's hour-long cookie).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,8 +34,6 @@ use crate::storage::{CodeRecord, UserRecord};
 
 /// The name of the built-in identity provider (`identity_provider=TestIdP`).
 pub(crate) const TEST_IDP: &str = "TestIdP";
-/// The loopback ports whose `http://localhost:<port>/callback` the app client registers.
-pub(crate) const CALLBACK_PORTS: [u16; 3] = [28787, 28788, 28789];
 /// How long a browser may take at the identity provider.
 const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Sign-ins waiting at the identity provider at once; the oldest gives way.
@@ -46,6 +45,8 @@ const DEFAULT_SCOPE: &str = "openid email profile aws.cognito.signin.user.admin"
 #[derive(Debug, Clone)]
 pub(crate) struct HostedUiSettings {
     pub(crate) redirect_uris: Vec<String>,
+    /// Where `/logout` may send the browser.
+    pub(crate) logout_uris: Vec<String>,
     /// Whether the built-in test identity provider signs people in.
     pub(crate) test_idp: bool,
     /// How long an authorization code may wait for its exchange.
@@ -205,8 +206,80 @@ pub(crate) async fn authorize(
             "invalid_request",
             &format!("{provider} is not an identity provider of this user pool"),
         ),
-        None => refuse("invalid_request", "name the identity_provider to sign in with"),
+        None => {
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query.iter().filter(|(key, _)| key.as_str() != "identity_provider"))
+                .finish();
+            Redirect::to(&format!("/login?{query}")).into_response()
+        }
     }
+}
+
+/// The identity providers this server signs people in with.
+fn providers(app: &AppState) -> Vec<&'static str> {
+    if app.settings.hosted_ui.test_idp { vec![TEST_IDP] } else { Vec::new() }
+}
+
+/// `GET /login`: a choice of identity providers, each a link back to `/oauth2/authorize` with
+/// the same request. (Passwords are typed into the app, never into a page.)
+pub(crate) async fn login_page(
+    State(app): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let client_ok = query.get("client_id") == Some(&app.pool.client_id);
+    let redirect_ok = query
+        .get("redirect_uri")
+        .is_some_and(|uri| app.settings.hosted_ui.redirect_uris.contains(uri));
+    if !client_ok || !redirect_ok {
+        return Redirect::to("/error?error=redirect_mismatch").into_response();
+    }
+    let choices: String = providers(&app)
+        .into_iter()
+        .map(|provider| {
+            let link = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query.iter().filter(|(key, _)| key.as_str() != "identity_provider"))
+                .append_pair("identity_provider", provider)
+                .finish();
+            format!(
+                "<p><a href=\"/oauth2/authorize?{}\">Continue with {}</a></p>",
+                escape(&link),
+                escape(provider)
+            )
+        })
+        .collect();
+    let body = if choices.is_empty() {
+        "<p>This server offers no other sign-in. Sign in with your username and password in \
+         IoT Chat.</p>"
+            .to_owned()
+    } else {
+        format!(
+            "{choices}<p>To sign in with a username and password, use the IoT Chat app.</p>"
+        )
+    };
+    page(StatusCode::OK, "Sign in", &body)
+}
+
+/// `GET /logout`: to a registered sign-out URI (`http://localhost:<port>/signed-out`), or to
+/// `/login` with a new request, as Cognito does.
+pub(crate) async fn logout(
+    State(app): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if query.get("client_id") != Some(&app.pool.client_id) {
+        return Redirect::to("/error?error=invalid_request").into_response();
+    }
+    if let Some(to) = query.get("logout_uri") {
+        return if app.settings.hosted_ui.logout_uris.contains(to) {
+            Redirect::to(to).into_response()
+        } else {
+            tracing::info!(logout_uri = %to, "hosted UI: refused a sign-out URI that is not registered");
+            Redirect::to("/error?error=redirect_mismatch").into_response()
+        };
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(query.iter().filter(|(key, _)| key.as_str() != "logout_uri"))
+        .finish();
+    Redirect::to(&format!("/login?{query}")).into_response()
 }
 
 /// `GET /error`: where a request with a bad client or redirect URI ends.
@@ -399,6 +472,7 @@ pub(crate) async fn token(
 ) -> Response {
     let result = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => authorization_code(&state, &form).await,
+        Some("refresh_token") => refresh_token(&state, &form).await,
         Some(_) => Err(OAuthError::UnsupportedGrantType),
         None => Err(OAuthError::InvalidRequest),
     };
@@ -468,6 +542,37 @@ async fn authorization_code(
         "id_token": tokens.id_token,
         "access_token": tokens.access_token,
         "refresh_token": refresh_token,
+        "token_type": "Bearer",
+        "expires_in": TOKEN_TTL.as_secs(),
+    }))
+}
+
+/// The `refresh_token` grant: new ID and access tokens for a live session, and (as Cognito
+/// does) no new refresh token.
+async fn refresh_token(
+    state: &AppState,
+    form: &HashMap<String, String>,
+) -> Result<serde_json::Value, OAuthError> {
+    let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
+    let (Some(token), Some(client_id)) = (field("refresh_token"), field("client_id")) else {
+        return Err(OAuthError::InvalidRequest);
+    };
+    if client_id != state.pool.client_id {
+        return Err(OAuthError::InvalidClient);
+    }
+    let (user, session) = super::user_pool::refreshed_session(state, token).await.map_err(|e| {
+        if e.name == "NotAuthorizedException" { OAuthError::InvalidGrant } else { OAuthError::ServerError }
+    })?;
+    let tokens = state
+        .tokens
+        .issue(&user, &session.origin_jti, session.auth_time_s, crate::now_ms() / 1000)
+        .map_err(|error| {
+            tracing::error!(%error, "issuing tokens");
+            OAuthError::ServerError
+        })?;
+    Ok(json!({
+        "id_token": tokens.id_token,
+        "access_token": tokens.access_token,
         "token_type": "Bearer",
         "expires_in": TOKEN_TTL.as_secs(),
     }))

@@ -259,7 +259,17 @@ pub(crate) async fn start_session(
 }
 
 async fn refresh_auth(state: &AppState, params: &HashMap<String, String>) -> CognitoResult {
-    let token = param(params, "REFRESH_TOKEN")?;
+    let (user, session) = refreshed_session(state, param(params, "REFRESH_TOKEN")?).await?;
+    // Cognito does not rotate refresh tokens: the response carries none.
+    authentication_result(state, &user, &session, None)
+}
+
+/// The live session of a refresh token and its user (InitiateAuth and the hosted UI's
+/// `refresh_token` grant).
+pub(crate) async fn refreshed_session(
+    state: &AppState,
+    token: &str,
+) -> Result<(UserRecord, SessionRecord), CognitoError> {
     let now = now_ms();
     let session = state
         .store
@@ -274,8 +284,7 @@ async fn refresh_auth(state: &AppState, params: &HashMap<String, String>) -> Cog
         .user_by_sub(&session.sub)
         .await?
         .ok_or_else(|| CognitoError::not_authorized("Invalid Refresh Token"))?;
-    // Cognito does not rotate refresh tokens: the response carries none.
-    authentication_result(state, &user, &session, None)
+    Ok((user, session))
 }
 
 /// Issues ID and access tokens for `session` and answers InitiateAuth with them.

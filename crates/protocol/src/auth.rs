@@ -96,9 +96,22 @@ pub enum UsernameProblem {
     TooLong,
     #[error("Usernames cannot contain spaces or control characters.")]
     Whitespace,
+    /// `Google_…` and the like name people who sign in through that provider.
+    #[error(
+        "Usernames cannot start with a sign-in provider's name and an underscore (such as \
+         Google_); those name people who sign in with that provider."
+    )]
+    ReservedPrefix,
 }
 
-/// Cognito's username rule: 1–128 characters, no whitespace or control characters.
+/// The prefixes of the user-pool users that Cognito creates for people who sign in through an
+/// identity provider (`Google_<subject>`), ours included; a password user never gets one, so
+/// the two never collide.
+pub const PROVIDER_PREFIXES: [&str; 5] =
+    ["Google_", "Facebook_", "LoginWithAmazon_", "SignInWithApple_", "TestIdP_"];
+
+/// Cognito's username rule: 1–128 characters, no whitespace or control characters; and not the
+/// name of a federated user.
 pub fn username_problem(username: &str) -> Option<UsernameProblem> {
     if username.is_empty() {
         Some(UsernameProblem::Empty)
@@ -106,6 +119,10 @@ pub fn username_problem(username: &str) -> Option<UsernameProblem> {
         Some(UsernameProblem::TooLong)
     } else if username.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Some(UsernameProblem::Whitespace)
+    } else if PROVIDER_PREFIXES.iter().any(|prefix| {
+        username.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    }) {
+        Some(UsernameProblem::ReservedPrefix)
     } else {
         None
     }
@@ -164,6 +181,12 @@ mod tests {
         assert_eq!(username_problem("a b"), Some(UsernameProblem::Whitespace));
         assert_eq!(username_problem(&"x".repeat(129)), Some(UsernameProblem::TooLong));
         assert_eq!(username_problem("zoë"), None);
+        for federated in ["Google_1098", "google_x", "TESTIDP_alice", "Facebook_", "testidp_"] {
+            assert_eq!(username_problem(federated), Some(UsernameProblem::ReservedPrefix));
+        }
+        for fine in ["Google", "googler_x", "TestIdP", "ab", "é"] {
+            assert_eq!(username_problem(fine), None, "{fine}");
+        }
         assert!(email_is_plausible("a@example.com"));
         for bad in ["", "a", "a@", "@b.c", "a@b", "a b@c.d", "a@b@c.d", "a@.b", "a@b."] {
             assert!(!email_is_plausible(bad), "{bad:?}");
