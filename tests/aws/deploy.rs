@@ -254,4 +254,12 @@ async fn deploy_says_what_is_missing_before_it_calls_aws() {
     let out = infra(&["deploy", "--functions", dir, "--region", REGION], &creds).await;
     assert!(!out.status.success());
     assert!(text(&out).contains("no binary for iotchat-lambda-api"), "{}", text(&out));
+    // Half a sign-in provider (a secret without its app id): refused first, the secret unsaid.
+    let mut half = creds.to_vec();
+    half.push(("IOTCHAT_FACEBOOK_APP_SECRET".to_owned(), "s3cret-value".to_owned()));
+    let out = infra(&["deploy", "--functions", &functions, "--region", REGION], &half).await;
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("IOTCHAT_FACEBOOK_APP_ID must be set"), "{said}");
+    assert!(!said.contains("s3cret-value"), "{said}");
 }

@@ -1,6 +1,6 @@
 //! Deploy and teardown, through the AWS SDK for Rust.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
@@ -10,7 +10,7 @@ use aws_sdk_cloudformation::types::{Capability, Parameter, StackStatus};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::{FUNCTIONS, Options, STAND_IN_SKIPS, package, template};
+use crate::{FUNCTIONS, Options, STAND_IN_SKIPS, package, sign_in, template};
 
 /// How long a stack may take to create, update or delete before we stop waiting.
 const STACK_TIMEOUT: Duration = Duration::from_secs(45 * 60);
@@ -120,6 +120,7 @@ pub(crate) async fn deploy(options: &Options) -> Result<()> {
         .with_context(|| format!("reading the template {}", options.template.display()))?;
     let full = template::from_yaml(&text)
         .with_context(|| format!("reading the template {}", options.template.display()))?;
+    let sign_in_env = sign_in::from_env(env_var)?;
     let packages = FUNCTIONS
         .iter()
         .map(|(name, parameter)| {
@@ -168,16 +169,24 @@ pub(crate) async fn deploy(options: &Options) -> Result<()> {
     }
 
     step(&format!("Deploying the stack {} (CloudFormation)", options.stack));
+    for line in &sign_in_env.summary {
+        println!("    {line}");
+    }
     let cfn = cfn::Client::new(&config);
     let body = serde_json::to_string(&template).context("the template as JSON")?;
-    let outputs = create_or_update(&cfn, &options.stack, &body, parameters).await?;
+    let outputs =
+        create_or_update(&cfn, &options.stack, &body, parameters, &sign_in_env.values).await?;
 
     step("What the stack holds");
     let created = stack_resources(&cfn, &options.stack).await?;
     let mut missing = Vec::new();
     for (id, kind) in template::resources(&full) {
+        let condition = full["Resources"][id.as_str()]["Condition"].as_str();
         if created.contains(&id) {
             println!("    created      {kind:<40} {id}");
+        } else if let Some(condition) = condition {
+            // A sign-in provider that is off: the stack has it only when its condition holds.
+            println!("    skipped      {kind:<40} {id} (only when {condition})");
         } else {
             println!("    NOT CREATED  {kind:<40} {id}");
             missing.push((id, kind));
@@ -206,6 +215,10 @@ pub(crate) async fn deploy(options: &Options) -> Result<()> {
         }
         Err(why) => println!("    no profile: {why:#}"),
     }
+    if let Some(url) = output_value(&outputs, "HostedUiUrl") {
+        // What Google's and Facebook's app settings need (docs/aws.md).
+        println!("    hosted UI {url}; identity providers redirect to {url}/oauth2/idpresponse");
+    }
 
     if missing.is_empty() {
         step("Deployed");
@@ -228,6 +241,15 @@ fn parameter(key: &str, value: &str) -> Parameter {
     Parameter::builder().parameter_key(key).parameter_value(value).build()
 }
 
+/// An environment variable: None when it is not set.
+fn env_var(name: &str) -> Result<Option<String>> {
+    match std::env::var(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => bail!("{name} is not valid UTF-8"),
+    }
+}
+
 /// The stack's status, or None if there is no such stack.
 async fn stack_status(cfn: &cfn::Client, stack: &str) -> Result<Option<cfn::types::Stack>> {
     match cfn.describe_stacks().stack_name(stack).send().await {
@@ -243,11 +265,16 @@ async fn stack_status(cfn: &cfn::Client, stack: &str) -> Result<Option<cfn::type
     }
 }
 
+/// Creates the stack or updates it. `optional` are parameters with a template default: a value
+/// is passed as it is; None keeps the stack's value (UsePreviousValue) when it has one other
+/// than the default "", and leaves the default otherwise (which is the same, and what a
+/// stand-in needs: moto 5 fails UsePreviousValue for a parameter left at its default).
 async fn create_or_update(
     cfn: &cfn::Client,
     stack: &str,
     body: &str,
-    parameters: Vec<Parameter>,
+    mut parameters: Vec<Parameter>,
+    optional: &[(&'static str, Option<String>)],
 ) -> Result<Vec<cfn::types::Output>> {
     let capabilities = [Capability::CapabilityIam, Capability::CapabilityNamedIam];
     let existing = stack_status(cfn, stack).await?;
@@ -258,6 +285,23 @@ async fn create_or_update(
     }
     let exists = existing.is_some()
         && existing.as_ref().and_then(|s| s.stack_status()) != Some(&StackStatus::RollbackComplete);
+    // What the stack has now (a NoEcho parameter shows as asterisks, never empty when set).
+    let previous: BTreeMap<&str, &str> = match &existing {
+        Some(current) if exists => current
+            .parameters()
+            .iter()
+            .filter_map(|p| Some((p.parameter_key()?, p.parameter_value().unwrap_or_default())))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    for (key, value) in optional {
+        match value {
+            Some(value) => parameters.push(parameter(key, value)),
+            None if previous.get(key).is_some_and(|v| !v.is_empty()) => parameters
+                .push(Parameter::builder().parameter_key(*key).use_previous_value(true).build()),
+            None => {}
+        }
+    }
     let since = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
     if exists {
         let update = cfn
@@ -400,22 +444,26 @@ async fn iot_endpoint(config: &SdkConfig) -> Option<String> {
     }
 }
 
-/// The profile from the stack's outputs and the IoT endpoint, validated as the app will.
+/// The value of the stack's output `key`, if it has that output.
+fn output_value<'a>(outputs: &'a [cfn::types::Output], key: &str) -> Option<&'a str> {
+    outputs.iter().find(|o| o.output_key() == Some(key)).and_then(|o| o.output_value())
+}
+
+/// The profile from the stack's outputs and the IoT endpoint, validated as the app will. It
+/// has a hosted UI only when a social identity provider is on (HostedUiProviders): the app
+/// shows a button for each, and the hosted UI adds nothing to the password sign-in otherwise.
 fn profile_json(
     outputs: &[cfn::types::Output],
     region: &str,
     iot_host: Option<&str>,
 ) -> Result<iotchat_protocol::Profile> {
     let output = |key: &str| {
-        outputs
-            .iter()
-            .find(|o| o.output_key() == Some(key))
-            .and_then(|o| o.output_value())
+        output_value(outputs, key)
             .map(str::to_owned)
             .with_context(|| format!("the stack has no {key} output"))
     };
     let iot_host = iot_host.context("no AWS IoT endpoint")?;
-    let json = serde_json::json!({
+    let mut json = serde_json::json!({
         "region": region,
         "userPoolId": output("UserPoolId")?,
         "userPoolClientId": output("UserPoolClientId")?,
@@ -423,6 +471,23 @@ fn profile_json(
         "apiUrl": output("ApiUrl")?,
         "iotEndpoint": format!("wss://{iot_host}/mqtt"),
     });
+    let providers: Vec<&str> = output_value(outputs, "HostedUiProviders")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if !providers.is_empty() {
+        let redirect_uris: Vec<String> = sign_in::CALLBACK_PORTS
+            .iter()
+            .map(|port| iotchat_protocol::loopback_redirect_uri(*port))
+            .collect();
+        json["hostedUi"] = serde_json::json!({
+            "url": output("HostedUiUrl")?,
+            "providers": providers,
+            "redirectUris": redirect_uris,
+        });
+    }
     iotchat_protocol::Profile::from_json(json.to_string().as_bytes())
         .context("the stack's outputs do not make a valid profile")
 }
@@ -600,6 +665,78 @@ mod tests {
         assert!(format!("{error:#}").contains("no UserPoolId output"), "{error:#}");
         let error = profile_json(&outputs(), "eu-west-1", None).expect_err("no endpoint");
         assert!(format!("{error:#}").contains("no AWS IoT endpoint"), "{error:#}");
+    }
+
+    #[test]
+    fn the_profile_offers_the_hosted_ui_only_with_a_social_provider() {
+        let host = "a1b2c3example-ats.iot.eu-west-1.amazonaws.com";
+        let url = "https://iotchat-0123456789ab.auth.eu-west-1.amazoncognito.com";
+        let uris = [
+            "http://localhost:28787/callback",
+            "http://localhost:28788/callback",
+            "http://localhost:28789/callback",
+        ];
+
+        // No provider on: the stack has the domain but no HostedUiProviders output.
+        let mut none = outputs();
+        none.push(output("HostedUiUrl", url));
+        let profile = profile_json(&none, "eu-west-1", Some(host)).expect("a valid profile");
+        assert_eq!(profile.hosted_ui, None, "no buttons to show");
+
+        for (listed, expected) in [
+            ("Google", vec!["Google"]),
+            ("Facebook", vec!["Facebook"]),
+            ("Google,Facebook", vec!["Google", "Facebook"]),
+        ] {
+            let mut some = none.clone();
+            some.push(output("HostedUiProviders", listed));
+            let profile = profile_json(&some, "eu-west-1", Some(host)).expect("a valid profile");
+            let hosted = profile.hosted_ui.clone().expect("a hosted UI");
+            assert_eq!(hosted.url, url);
+            assert_eq!(hosted.providers, expected);
+            assert_eq!(hosted.redirect_uris, uris);
+            assert_eq!(hosted.redirect_ports(), sign_in::CALLBACK_PORTS);
+            let again = iotchat_protocol::Profile::from_json(profile.to_json_pretty().as_bytes());
+            assert_eq!(again.expect("reads back"), profile);
+        }
+
+        // Providers without the URL cannot make a hosted UI: said, not left out quietly.
+        let mut partial = outputs();
+        partial.push(output("HostedUiProviders", "Google"));
+        let error = profile_json(&partial, "eu-west-1", Some(host)).expect_err("no URL");
+        assert!(format!("{error:#}").contains("no HostedUiUrl output"), "{error:#}");
+    }
+
+    /// The template itself: what the profile and the deploy take for granted.
+    #[test]
+    fn the_template_matches_the_profile_the_parameters_and_the_stand_in() {
+        let full = template::from_yaml(include_str!("../template.yaml")).expect("the template");
+        let client = &full["Resources"]["UserPoolClient"]["Properties"];
+        let uris: Vec<String> = sign_in::CALLBACK_PORTS
+            .iter()
+            .map(|port| iotchat_protocol::loopback_redirect_uri(*port))
+            .collect();
+        assert_eq!(client["CallbackURLs"], serde_json::json!(uris), "the registered redirect URIs");
+        assert_eq!(client["AllowedOAuthFlows"], serde_json::json!(["code"]));
+        let scopes = client["AllowedOAuthScopes"].to_string();
+        assert!(scopes.contains("openid") && scopes.contains("aws.cognito.signin.user.admin"));
+
+        let parameters = &full["Parameters"];
+        for provider in &sign_in::PROVIDERS {
+            assert_eq!(parameters[provider.id.parameter]["Default"], "", "{}", provider.name);
+            assert_eq!(parameters[provider.secret.parameter]["Default"], "", "{}", provider.name);
+            assert_eq!(parameters[provider.secret.parameter]["NoEcho"], true, "{}", provider.name);
+            let idp = &full["Resources"][format!("{}IdentityProvider", provider.name)];
+            assert_eq!(idp["Properties"]["ProviderName"], provider.name);
+        }
+        assert_eq!(parameters[sign_in::DOMAIN_PREFIX.parameter]["Default"], "");
+
+        // A stand-in creates no Cognito resource: the outputs that need one go as well.
+        let (standin, _) = template::without(&full, STAND_IN_SKIPS);
+        for gone in ["UserPoolId", "HostedUiUrl", "HostedUiProviders"] {
+            assert!(standin["Outputs"].get(gone).is_none(), "{gone}");
+        }
+        assert!(standin["Outputs"].get("UsersTableName").is_some());
     }
 
     #[test]

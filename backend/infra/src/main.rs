@@ -11,9 +11,15 @@
 //! (`DIR/<name>/bootstrap`) or as cargo does (`DIR/<name>`). `--endpoint-url` sends every call
 //! to a local stand-in (moto): resource types it cannot create from a template are left out
 //! and named in the report.
+//!
+//! Sign-in with Google or Facebook through the hosted UI is set by environment variables of
+//! `deploy`, never options (secrets stay off command lines): `IOTCHAT_GOOGLE_CLIENT_ID` and
+//! `IOTCHAT_GOOGLE_CLIENT_SECRET`, `IOTCHAT_FACEBOOK_APP_ID` and `IOTCHAT_FACEBOOK_APP_SECRET`,
+//! `IOTCHAT_HOSTED_UI_DOMAIN` (see `sign_in` and docs/aws.md).
 
 mod aws;
 mod package;
+mod sign_in;
 mod template;
 
 use std::path::PathBuf;
@@ -46,7 +52,9 @@ pub(crate) struct Options {
 const USAGE: &str = "usage:
   iotchat-infra deploy --functions DIR [--stack NAME] [--region R] [--arch arm64|x86_64]
                        [--template PATH] [--profile-out PATH] [--endpoint-url URL]
-  iotchat-infra teardown [--stack NAME] [--region R] [--endpoint-url URL]";
+  iotchat-infra teardown [--stack NAME] [--region R] [--endpoint-url URL]
+deploy reads IOTCHAT_GOOGLE_CLIENT_ID/_SECRET, IOTCHAT_FACEBOOK_APP_ID/_SECRET and
+IOTCHAT_HOSTED_UI_DOMAIN from the environment (docs/aws.md)";
 
 fn parse(args: &[String]) -> Result<(String, Options)> {
     let Some((command, rest)) = args.split_first() else { bail!("{USAGE}") };

@@ -1,6 +1,7 @@
 //! The user pool's PreSignUp trigger: confirms every new user, as the seed's did, so people
 //! sign in right after signing up (the local server does the same). Email addresses are not
-//! marked verified: nobody checked them.
+//! marked verified: nobody checked them. Users who come through Google or Facebook on the
+//! hosted UI (`PreSignUp_ExternalProvider`, on their first sign-in) are confirmed the same way.
 
 use aws_lambda_events::event::cognito::CognitoEventUserPoolsPreSignup;
 
@@ -31,5 +32,26 @@ mod tests {
         assert_eq!(answered["response"]["autoConfirmUser"], true);
         assert_eq!(answered["response"]["autoVerifyEmail"], false);
         assert_eq!(answered["userName"], "alice", "the rest goes back as it came");
+    }
+
+    #[test]
+    fn federated_users_are_confirmed_too() {
+        let event: CognitoEventUserPoolsPreSignup = serde_json::from_value(serde_json::json!({
+            "version": "1",
+            "region": "eu-west-1",
+            "userPoolId": "eu-west-1_AbC123",
+            // The user the hosted UI creates: <provider>_<the provider's subject>.
+            "userName": "Google_109844304513055947397",
+            "callerContext": {"awsSdkVersion": "aws-sdk-unknown-unknown", "clientId": "abc"},
+            "triggerSource": "PreSignUp_ExternalProvider",
+            "request": {"userAttributes": {"email": "carol@example.com"}, "validationData": null},
+            "response": {"autoConfirmUser": false, "autoVerifyEmail": false, "autoVerifyPhone": false}
+        }))
+        .expect("Cognito's PreSignUp event for a federated user");
+        let answered = serde_json::to_value(handle(event)).unwrap();
+        assert_eq!(answered["triggerSource"], "PreSignUp_ExternalProvider");
+        assert_eq!(answered["response"]["autoConfirmUser"], true);
+        assert_eq!(answered["response"]["autoVerifyEmail"], false);
+        assert_eq!(answered["userName"], "Google_109844304513055947397");
     }
 }
