@@ -4,6 +4,7 @@
 
 mod chat;
 mod cli;
+mod oauth;
 mod resilience;
 mod session;
 mod support;

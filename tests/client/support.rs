@@ -20,6 +20,8 @@ pub(crate) struct TestServer {
     port: u16,
     credentials_ttl_secs: Option<u64>,
     tls: bool,
+    /// The hosted UI's redirect ports: free ones per server, as tests run side by side.
+    callback_ports: Vec<u16>,
     running: Option<RunningServer>,
     profile: iotchat_server::profile::Profile,
 }
@@ -50,18 +52,32 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let port = listener.local_addr().expect("address").port();
-        let running = Self::serve(dir.path(), credentials_ttl_secs, tls, listener).await;
+        let callback_ports: Vec<u16> = (0..3)
+            .map(|_| iotchat_tests::free_port().expect("a free loopback port"))
+            .collect();
+        let running =
+            Self::serve(dir.path(), credentials_ttl_secs, tls, &callback_ports, listener).await;
         let profile = running.profile().clone();
-        Self { dir, port, credentials_ttl_secs, tls, running: Some(running), profile }
+        Self {
+            dir,
+            port,
+            credentials_ttl_secs,
+            tls,
+            callback_ports,
+            running: Some(running),
+            profile,
+        }
     }
 
     async fn serve(
         dir: &std::path::Path,
         ttl: Option<u64>,
         tls: bool,
+        callback_ports: &[u16],
         listener: tokio::net::TcpListener,
     ) -> RunningServer {
         let mut config = Config::for_data_dir(dir).expect("config");
+        config.callback_ports = callback_ports.to_vec();
         if let Some(ttl) = ttl {
             config.credentials_ttl_secs = ttl;
         }
@@ -99,8 +115,14 @@ impl TestServer {
                 Err(error) => panic!("cannot bind port {} again: {error}", self.port),
             }
         };
-        let running =
-            Self::serve(self.dir.path(), self.credentials_ttl_secs, self.tls, listener).await;
+        let running = Self::serve(
+            self.dir.path(),
+            self.credentials_ttl_secs,
+            self.tls,
+            &self.callback_ports,
+            listener,
+        )
+        .await;
         assert_eq!(running.profile(), &self.profile, "a restart keeps the profile");
         self.running = Some(running);
     }

@@ -5,6 +5,7 @@
 //! own, and a WebDriver client. Everything runs with a throw-away HOME, so tests never touch the
 //! user's data, and everything is stopped when the value is dropped.
 
+pub mod browser;
 pub mod notifications;
 mod process;
 pub mod tray;
@@ -17,6 +18,11 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 
 use process::{Background, free_loopback_port, wait_for_port};
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> Result<u16> {
+    free_loopback_port()
+}
 
 /// How long an element may take to appear before a test fails.
 pub const UI_TIMEOUT: Duration = Duration::from_secs(30);

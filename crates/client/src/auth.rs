@@ -98,11 +98,20 @@ pub(crate) fn now_ms() -> u64 {
 /// One claim of a JWT's payload, read without verifying (the server verifies; we only need to
 /// know when to refresh).
 fn jwt_claim_u64(token: &str, claim: &str) -> Option<u64> {
+    jwt_claims(token)?.get(claim)?.as_u64()
+}
+
+/// A string claim of a JWT, read without verifying it (the server verifies the token when it
+/// is used).
+pub(crate) fn jwt_claim_str(token: &str, claim: &str) -> Option<String> {
+    jwt_claims(token)?.get(claim)?.as_str().map(str::to_owned)
+}
+
+fn jwt_claims(token: &str) -> Option<serde_json::Value> {
     use base64::Engine as _;
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get(claim)?.as_u64()
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// The two Cognito clients of one backend.

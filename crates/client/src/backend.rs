@@ -115,6 +115,17 @@ impl Backend {
     pub(crate) fn http_client(&self) -> Result<reqwest::Client> {
         http_client(&self.tls)
     }
+
+    /// A reqwest client with this backend's trust that follows no redirect, for OAuth 2
+    /// requests (RFC 6749 §5: the token endpoint's answer is the response itself).
+    pub(crate) fn oauth_http_client(&self) -> Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .use_preconfigured_tls((*self.tls).clone())
+            .timeout(HTTP_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ClientError::internal(format!("Cannot build an HTTP client: {e}")))
+    }
 }
 
 fn http_client(tls: &Arc<rustls::ClientConfig>) -> Result<reqwest::Client> {

@@ -68,6 +68,8 @@ struct Inner {
     connect: bool,
     active: tokio::sync::Mutex<Option<Arc<Active>>>,
     connection: Mutex<ConnectionState>,
+    /// Stops the sign-in waiting for the browser, if one is.
+    provider_cancel: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
 }
 
 /// What exists while someone is signed in.
@@ -109,6 +111,7 @@ impl Client {
                 connect: config.connect,
                 active: tokio::sync::Mutex::new(None),
                 connection: Mutex::new(ConnectionState::Offline),
+                provider_cancel: Mutex::new(None),
             }),
         })
     }
@@ -165,17 +168,66 @@ impl Client {
         }
         self.stop_active().await;
         let tokens = self.inner.cognito.sign_in(username.trim(), password).await?;
+        self.finish_sign_in(username.trim(), tokens).await
+    }
+
+    /// The identity providers the server signs in with ("Continue with …"), from the profile.
+    pub fn providers(&self) -> Vec<String> {
+        self.inner.backend.profile.hosted_ui.as_ref().map(|h| h.providers.clone()).unwrap_or_default()
+    }
+
+    /// Signs in through `provider` in the browser (the hosted UI, authorization code with
+    /// PKCE, answered on a loopback port), then as after a password sign-in. Waits up to
+    /// `timeout` for the browser; [`Client::cancel_provider_login`] stops the wait with
+    /// [`Code::Cancelled`]. A new sign-in cancels one still waiting.
+    pub async fn login_with_provider(
+        &self,
+        provider: &str,
+        opener: &dyn crate::oauth::OpenUrl,
+        timeout: std::time::Duration,
+    ) -> Result<Account> {
+        let (cancel, cancelled) = tokio::sync::oneshot::channel();
+        if let Ok(mut slot) = self.inner.provider_cancel.lock() {
+            if let Some(earlier) = slot.replace(cancel) {
+                let _ = earlier.send(());
+            }
+        }
+        let tokens = crate::oauth::sign_in(&self.inner.backend, provider, opener, cancelled, timeout)
+            .await;
+        if let Ok(mut slot) = self.inner.provider_cancel.lock() {
+            if slot.as_ref().is_some_and(|s| s.is_closed()) {
+                slot.take();
+            }
+        }
+        let tokens = tokens?;
+        // The user pool names federated users (`Google_1098…`, lower-cased by some pools):
+        // the name comes from the ID token, never made up here.
+        let username = crate::auth::jwt_claim_str(tokens.id_token(), "cognito:username")
+            .ok_or_else(|| ClientError::internal("The ID token names no cognito:username."))?;
+        self.stop_active().await;
+        self.finish_sign_in(&username, tokens).await
+    }
+
+    /// Stops a sign-in waiting for the browser; it ends with [`Code::Cancelled`].
+    pub fn cancel_provider_login(&self) {
+        if let Some(cancel) = self.inner.provider_cancel.lock().ok().and_then(|mut s| s.take()) {
+            let _ = cancel.send(());
+        }
+    }
+
+    /// After any sign-in: keep the tokens, record the username and attach the IoT policy (as
+    /// the seed did), and go online.
+    async fn finish_sign_in(&self, username: &str, tokens: crate::auth::Tokens) -> Result<Account> {
         let session = Session::begin(
             self.inner.cognito.clone(),
             Arc::clone(&self.inner.secrets),
             &self.inner.backend.profile.user_pool_id,
-            username.trim(),
+            username,
             tokens,
         )
         .await?;
         let account = session.account.clone();
         let session = Arc::new(session);
-        // What the seed did after signing in: record the username, attach the IoT policy.
         let credentials = session.credentials().await?;
         self.inner.api.user_record(&credentials, &account.username).await?;
         self.inner.api.policy_attach(&credentials).await?;

@@ -12,6 +12,7 @@ mod client;
 pub mod error;
 pub mod events;
 mod link;
+pub mod oauth;
 pub mod secrets;
 mod session;
 mod state;
@@ -19,6 +20,7 @@ mod state;
 pub use backend::{Backend, LOCAL_SERVER};
 pub use client::{Client, ClientConfig, HistoryPage, MAX_FOLLOWED_ROOMS, RoomSummary};
 pub use error::{ClientError, Result};
+pub use oauth::{OpenUrl, SystemBrowser};
 pub use events::{ConnectionState, Delivery, Event, TimelineMessage};
 pub use iotchat_protocol as protocol;
 pub use secrets::{

@@ -37,6 +37,8 @@ pub enum Code {
     KeychainUnavailable,
     /// The server or app failed; the message carries what is known.
     Internal,
+    /// The person stopped what they had started (a sign-in in the browser); nothing to show.
+    Cancelled,
     /// A code from a newer peer that this build does not know.
     #[serde(other)]
     Unknown,
@@ -57,6 +59,8 @@ impl Code {
             Code::RateLimited => 429,
             Code::Unavailable | Code::KeychainUnavailable => 503,
             Code::Internal | Code::Unknown => 500,
+            // Never sent by a server; nginx's "client closed request" is the nearest.
+            Code::Cancelled => 499,
         }
     }
 
@@ -77,6 +81,7 @@ impl Code {
             Code::Unavailable => "unavailable",
             Code::KeychainUnavailable => "keychain_unavailable",
             Code::Internal => "internal",
+            Code::Cancelled => "cancelled",
             Code::Unknown => "unknown",
         }
     }
@@ -106,7 +111,7 @@ impl ErrorBody {
 mod tests {
     use super::*;
 
-    const ALL: [Code; 15] = [
+    const ALL: [Code; 16] = [
         Code::InvalidInput,
         Code::Unauthenticated,
         Code::Forbidden,
@@ -121,6 +126,7 @@ mod tests {
         Code::Unavailable,
         Code::KeychainUnavailable,
         Code::Internal,
+        Code::Cancelled,
         Code::Unknown,
     ];
 

@@ -48,9 +48,18 @@ enum Command {
     },
     /// Log in; the session is kept in the OS keychain for the next commands.
     Login {
-        username: String,
-        #[arg(long)]
+        /// Your username (with a password), or leave it out and give --provider.
+        #[arg(required_unless_present = "provider")]
+        username: Option<String>,
+        #[arg(long, conflicts_with = "provider")]
         password_stdin: bool,
+        /// Sign in in the browser through an identity provider the server offers: test,
+        /// google, facebook (or its name as the server lists it).
+        #[arg(long, conflicts_with = "username")]
+        provider: Option<String>,
+        /// With --provider: print the address to open instead of opening the browser.
+        #[arg(long, requires = "provider")]
+        no_browser: bool,
     },
     /// Log out everywhere and remove the session from the keychain.
     Logout,
@@ -168,6 +177,23 @@ fn room(raw: &str) -> Result<RoomName, ClientError> {
     RoomName::from_user_input(raw).map_err(|e| ClientError::invalid(e.to_string()))
 }
 
+/// Shows the sign-in address on standard error, and opens it in the browser unless asked not to.
+struct TerminalBrowser {
+    open: bool,
+}
+
+impl iotchat_client::OpenUrl for TerminalBrowser {
+    fn open(&self, url: &str) -> std::io::Result<()> {
+        if self.open {
+            eprintln!("Opening your browser to sign in. If it does not open, visit:\n{url}");
+            iotchat_client::SystemBrowser.open(url)
+        } else {
+            eprintln!("To sign in, open this address in your browser:\n{url}");
+            Ok(())
+        }
+    }
+}
+
 fn password(from_stdin: bool) -> Result<String, ClientError> {
     if from_stdin {
         let mut line = String::new();
@@ -248,9 +274,31 @@ async fn command(client: &Client, command: Command, out: &Output) -> Result<i32,
                 serde_json::json!({"registered": username}),
             );
         }
-        Command::Login { username, password_stdin } => {
-            let password = password(password_stdin)?;
-            let account = client.login(&username, &password).await?;
+        Command::Login { username, password_stdin, provider, no_browser } => {
+            let account = match (username, provider) {
+                (_, Some(provider)) => {
+                    let opener = TerminalBrowser { open: !no_browser };
+                    let login = client.login_with_provider(
+                        &provider,
+                        &opener,
+                        iotchat_client::oauth::SIGN_IN_TIMEOUT,
+                    );
+                    tokio::select! {
+                        account = login => account?,
+                        _ = tokio::signal::ctrl_c() => {
+                            client.cancel_provider_login();
+                            return Err(ClientError::new(Code::Cancelled, "The sign-in was cancelled."));
+                        }
+                    }
+                }
+                (Some(username), None) => {
+                    let password = password(password_stdin)?;
+                    client.login(&username, &password).await?
+                }
+                (None, None) => {
+                    return Err(ClientError::invalid("Give a username, or --provider."));
+                }
+            };
             let kind = client.secret_store_kind();
             out.line(
                 format!("Logged in as {} on {}.", account.username, client.backend().label()),
