@@ -29,7 +29,7 @@ enum Command {
         #[arg(long, env = "IOTCHAT_CONFIG")]
         config: Option<PathBuf>,
         #[command(flatten)]
-        overrides: FileConfig,
+        overrides: Box<FileConfig>,
         /// Log lines as human-readable text or as one JSON object per line.
         #[arg(long, env = "IOTCHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
@@ -77,7 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => FileConfig::read(&path)?,
                 None => FileConfig::default(),
             };
-            let config = Config::resolve(file, overrides)?;
+            let config = Config::resolve(file, *overrides)?;
             tokio::runtime::Runtime::new()?.block_on(serve(config, stop_with_stdin))
         }
     }

@@ -88,6 +88,47 @@ pub(crate) async fn session_login(
     Ok(account)
 }
 
+/// Opens the sign-in in the system browser, and tells the window its address (shown to copy
+/// when no browser opens).
+struct ShellBrowser(tauri::AppHandle);
+
+impl iotchat_client::OpenUrl for ShellBrowser {
+    fn open(&self, url: &str) -> std::io::Result<()> {
+        use tauri::Emitter as _;
+        let _ = self.0.emit(iotchat_client::protocol::desktop::EVENT_SIGN_IN_URL, url);
+        iotchat_client::SystemBrowser.open(url)
+    }
+}
+
+/// Signs in through an identity provider in the system browser; answers when the browser
+/// comes back (or after five minutes, or `session_login_provider_cancel`), and brings the
+/// window forward again.
+#[tauri::command]
+pub(crate) async fn session_login_provider(
+    app: tauri::AppHandle,
+    shell: State<'_, Shell>,
+    provider: String,
+) -> Answer<Account> {
+    let client = shell.client().await?;
+    let opener = ShellBrowser(app.clone());
+    let result = client
+        .login_with_provider(&provider, &opener, iotchat_client::oauth::SIGN_IN_TIMEOUT)
+        .await;
+    if !matches!(&result, Err(e) if e.code == Code::Cancelled) {
+        crate::shell::show_window(&app);
+    }
+    let account = result.map_err(error)?;
+    tray::refresh_unread(&app, &client).await;
+    Ok(account)
+}
+
+/// Stops a sign-in waiting for the browser.
+#[tauri::command]
+pub(crate) async fn session_login_provider_cancel(shell: State<'_, Shell>) -> Answer<()> {
+    shell.client().await?.cancel_provider_login();
+    Ok(())
+}
+
 #[tauri::command]
 pub(crate) async fn session_logout(app: tauri::AppHandle, shell: State<'_, Shell>) -> Answer<()> {
     let client = shell.client().await?;

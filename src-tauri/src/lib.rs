@@ -85,6 +85,8 @@ pub fn run() {
             commands::session_state,
             commands::session_register,
             commands::session_login,
+            commands::session_login_provider,
+            commands::session_login_provider_cancel,
             commands::session_logout,
             commands::backend_set,
             commands::rooms_list,

@@ -99,7 +99,12 @@ impl Shell {
             secrets,
             keychain_problem,
             client: RwLock::new(None),
-            backend: Mutex::new(BackendInfo { label: label_of(&choice), choice, problem: None }),
+            backend: Mutex::new(BackendInfo {
+                label: label_of(&choice),
+                choice,
+                problem: None,
+                providers: Vec::new(),
+            }),
             settings: Mutex::new(saved.settings),
             last_profile: Mutex::new(saved.last_profile),
             shown_room: Mutex::new(None),
@@ -180,6 +185,7 @@ impl Shell {
             choice: BackendChoice::Local,
             label: "this computer".into(),
             problem: None,
+            providers: Vec::new(),
         })
     }
 
@@ -232,13 +238,19 @@ impl Shell {
                     label: label_of(&choice),
                     choice,
                     problem: Some(e.message.clone()),
+                    providers: Vec::new(),
                 });
                 return Err(e.body());
             }
         };
         let label = backend.label();
         let client = self.start_client(backend)?;
-        self.set_backend(BackendInfo { choice, label, problem: None });
+        self.set_backend(BackendInfo {
+            choice,
+            label,
+            problem: None,
+            providers: client.providers(),
+        });
         self.remember_profile(client.backend().profile.clone());
         *slot = Some(client.clone());
         Ok(client)
@@ -300,10 +312,11 @@ impl Shell {
         let label = backend.label();
         let client = self.start_client(backend)?;
         let profile = client.backend().profile.clone();
+        let providers = client.providers();
         if let Some(old) = self.client.write().await.replace(client) {
             old.shutdown().await;
         }
-        let info = BackendInfo { choice, label, problem: None };
+        let info = BackendInfo { choice, label, problem: None, providers };
         self.set_backend(info.clone());
         if let Ok(mut last) = self.last_profile.lock() {
             *last = Some(profile);

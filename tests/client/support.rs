@@ -52,9 +52,8 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let port = listener.local_addr().expect("address").port();
-        let callback_ports: Vec<u16> = (0..3)
-            .map(|_| iotchat_tests::free_port().expect("a free loopback port"))
-            .collect();
+        let callback_ports: Vec<u16> =
+            (0..3).map(|_| iotchat_tests::free_port().expect("a free loopback port")).collect();
         let running =
             Self::serve(dir.path(), credentials_ttl_secs, tls, &callback_ports, listener).await;
         let profile = running.profile().clone();

@@ -3,6 +3,7 @@
 
 mod install;
 mod journey;
+mod social;
 mod tray;
 mod updates;
 mod window;

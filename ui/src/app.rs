@@ -3,8 +3,8 @@
 
 use iotchat_protocol::chat::{ConnectionState, Event};
 use iotchat_protocol::desktop::{
-    EVENT_CLIENT, EVENT_OPEN_ROOM, EVENT_RESYNC, EVENT_SETTINGS, EVENT_UPDATE, Settings, Theme,
-    UpdateStatus,
+    EVENT_CLIENT, EVENT_OPEN_ROOM, EVENT_RESYNC, EVENT_SETTINGS, EVENT_SIGN_IN_URL, EVENT_UPDATE,
+    Settings, Theme, UpdateStatus,
 };
 use iotchat_protocol::{ErrorBody, RoomName};
 use leptos::prelude::*;
@@ -88,6 +88,10 @@ async fn start(state: AppState) {
                         Ok(settings) => state.settings.set(settings),
                         Err(e) => state.report("Changed settings could not be read", &e),
                     }
+                })
+                .await,
+                ipc::listen(EVENT_SIGN_IN_URL, move |url: Result<String, ErrorBody>| {
+                    state.sign_in_url.set(url.ok());
                 })
                 .await,
                 ipc::listen(EVENT_UPDATE, move |status: Result<UpdateStatus, ErrorBody>| {

@@ -58,6 +58,8 @@ pub(crate) fn AuthScreen() -> impl IntoView {
     // What was typed survives switching between the forms.
     let username = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
+    // The provider whose sign-in is open in the browser.
+    let waiting = RwSignal::new(None::<String>);
 
     view! {
         <main class="centered auth" data-testid="auth-screen">
@@ -97,11 +99,22 @@ pub(crate) fn AuthScreen() -> impl IntoView {
                             }
                         })
                 }}
-                {move || match mode.get() {
-                    Mode::Login => view! { <LoginForm mode username password /> }.into_any(),
-                    Mode::Register => view! { <RegisterForm mode username password /> }.into_any(),
+                {move || match (waiting.get(), mode.get()) {
+                    (Some(provider), _) => view! { <ProviderWaiting provider waiting /> }.into_any(),
+                    (None, Mode::Login) => view! {
+                        <LoginForm mode username password />
+                        <ProviderButtons waiting />
+                    }
+                    .into_any(),
+                    (None, Mode::Register) => view! {
+                        <RegisterForm mode username password />
+                        <ProviderButtons waiting />
+                    }
+                    .into_any(),
                 }}
-                <BackendChooser />
+                <Show when=move || waiting.get().is_none()>
+                    <BackendChooser />
+                </Show>
             </section>
         </main>
     }
@@ -319,6 +332,126 @@ fn RegisterForm(
                 </button>
             </p>
         </form>
+    }
+}
+
+/// How a provider is named on its button.
+fn provider_label(provider: &str) -> &str {
+    match provider {
+        "TestIdP" => "Test IdP",
+        other => other,
+    }
+}
+
+/// "Continue with Google", … for each identity provider the backend signs in with (none for a
+/// profile without a hosted UI).
+#[component]
+fn ProviderButtons(waiting: RwSignal<Option<String>>) -> impl IntoView {
+    let state = use_state();
+    let providers =
+        Memo::new(move |_| state.backend.with(|b| b.as_ref().map(|b| b.providers.clone())));
+    let start = move |provider: String| {
+        state.error.set(None);
+        state.sign_in_url.set(None);
+        waiting.set(Some(provider.clone()));
+        spawn_local(async move {
+            let result = ipc::session_login_provider(&provider).await;
+            waiting.set(None);
+            match result {
+                Ok(account) => state.logged_in(account),
+                // Cancelled: back to the card as it was, nothing to say.
+                Err(e) if e.code == Code::Cancelled => {}
+                Err(e) => state.error.set(Some(e.message)),
+            }
+        });
+    };
+    move || {
+        let providers = providers.get().unwrap_or_default();
+        (!providers.is_empty()).then(|| {
+            view! {
+                <div class="providers" data-testid="providers">
+                    <p class="divider" aria-hidden="true"><span>"or"</span></p>
+                    {providers
+                        .into_iter()
+                        .map(|provider| {
+                            let label = format!("Continue with {}", provider_label(&provider));
+                            let testid = format!("provider-{provider}");
+                            let name = provider.clone();
+                            view! {
+                                <button
+                                    class="button wide provider"
+                                    type="button"
+                                    data-testid=testid
+                                    on:click=move |_| start(name.clone())
+                                >
+                                    {label}
+                                </button>
+                            }
+                        })
+                        .collect_view()}
+                </div>
+            }
+        })
+    }
+}
+
+/// While the sign-in is open in the browser: what to do there, the address to open by hand if
+/// no browser came up, and Cancel.
+#[component]
+fn ProviderWaiting(provider: String, waiting: RwSignal<Option<String>>) -> impl IntoView {
+    let state = use_state();
+    let cancelling = RwSignal::new(false);
+    let cancel = move |_| {
+        cancelling.set(true);
+        spawn_local(async move {
+            if let Err(e) = ipc::session_login_provider_cancel().await {
+                cancelling.set(false);
+                state.error.set(Some(e.message));
+            } else {
+                waiting.set(None);
+            }
+        });
+    };
+    let label = provider_label(&provider).to_owned();
+    view! {
+        <div class="provider-waiting" data-testid="provider-waiting" role="status" aria-live="polite">
+            <div class="spinner" aria-hidden="true"></div>
+            <p class="waiting-title">{format!("Finish signing in with {label} in your browser.")}</p>
+            <p class="muted">"IoT Chat continues by itself when you are done there."</p>
+            {move || {
+                state
+                    .sign_in_url
+                    .get()
+                    .map(|url| {
+                        view! {
+                            <div class="field">
+                                <label for="sign-in-url">"No browser opened? Copy this address into one:"</label>
+                                <input
+                                    id="sign-in-url"
+                                    type="url"
+                                    class="mono"
+                                    data-testid="sign-in-url"
+                                    readonly
+                                    prop:value=url
+                                    on:focus=move |ev| {
+                                        let input: web_sys::HtmlInputElement = event_target(&ev);
+                                        input.select();
+                                    }
+                                />
+                            </div>
+                        }
+                    })
+            }}
+            <button
+                class="button wide"
+                type="button"
+                data-testid="provider-cancel"
+                disabled=move || cancelling.get()
+                on:click=cancel
+            >
+                "Cancel"
+            </button>
+        </div>
     }
 }
 

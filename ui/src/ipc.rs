@@ -138,6 +138,21 @@ pub(crate) async fn session_login(username: &str, password: &str) -> Result<Acco
     invoke("session_login", &LoginArgs { username, password }).await
 }
 
+#[derive(Debug, Serialize)]
+struct ProviderArgs<'a> {
+    provider: &'a str,
+}
+
+/// Signs in through `provider` in the system browser; answers when the browser comes back.
+pub(crate) async fn session_login_provider(provider: &str) -> Result<Account, ErrorBody> {
+    invoke("session_login_provider", &ProviderArgs { provider }).await
+}
+
+/// Stops a sign-in waiting for the browser (it answers `Code::Cancelled`).
+pub(crate) async fn session_login_provider_cancel() -> Result<(), ErrorBody> {
+    invoke("session_login_provider_cancel", &NoArgs {}).await
+}
+
 pub(crate) async fn session_logout() -> Result<(), ErrorBody> {
     invoke("session_logout", &NoArgs {}).await
 }

@@ -61,6 +61,8 @@ pub(crate) struct AppState {
     pub(crate) rooms_epoch: RwSignal<u64>,
     /// A failure with no better place to be shown; the main view shows it until dismissed.
     pub(crate) error: RwSignal<Option<String>>,
+    /// The address of the sign-in open in the browser, to copy when no browser opened.
+    pub(crate) sign_in_url: RwSignal<Option<String>>,
 }
 
 /// The state from the context (provided by the root component).
@@ -88,6 +90,7 @@ impl AppState {
             timeline: RwSignal::new(None),
             rooms_epoch: RwSignal::new(0),
             error: RwSignal::new(None),
+            sign_in_url: RwSignal::new(None),
         }
     }
 

@@ -95,6 +95,80 @@ fn target_dir() -> Result<PathBuf> {
     Ok(PathBuf::from(out[start..end].replace("\\\\", "\\")))
 }
 
+/// Above this, `prune_target` removes what later builds left behind.
+const TARGET_BUDGET: u64 = 40 << 30;
+
+/// A target directory reused run after run (CI keeps one) fills the disk: every change of a
+/// dependency's features or of a test's dependencies leaves the earlier artefacts behind, a few
+/// hundred megabytes each. Over the budget, this removes incremental caches and, in each
+/// `deps` directory, every artefact that a newer one of the same name has replaced. An
+/// artefact removed by mistake is only built again (cargo rebuilds a unit whose output is
+/// missing).
+fn prune_target(target: &Path) -> Result<()> {
+    fn size(path: &Path) -> u64 {
+        let Ok(meta) = std::fs::symlink_metadata(path) else { return 0 };
+        if !meta.is_dir() {
+            return meta.len();
+        }
+        std::fs::read_dir(path)
+            .map(|entries| entries.flatten().map(|e| size(&e.path())).sum())
+            .unwrap_or(0)
+    }
+    let before = size(target);
+    if before <= TARGET_BUDGET {
+        return Ok(());
+    }
+    step(&format!(
+        "Pruning the target directory ({} GiB, over {} GiB)",
+        before >> 30,
+        TARGET_BUDGET >> 30
+    ));
+    let profiles = std::fs::read_dir(target)?.flatten().flat_map(|triple| {
+        // target/<profile> and target/<triple>/<profile>
+        let nested = std::fs::read_dir(triple.path()).into_iter().flatten().flatten();
+        std::iter::once(triple.path()).chain(nested.map(|e| e.path())).collect::<Vec<_>>()
+    });
+    for profile in profiles {
+        let incremental = profile.join("incremental");
+        if incremental.is_dir() {
+            std::fs::remove_dir_all(&incremental)?;
+        }
+        let Ok(entries) = std::fs::read_dir(profile.join("deps")) else { continue };
+        // `<name>-<16 hex digits>[.<ext>]` → the newest of each name and extension stays.
+        let mut newest: std::collections::HashMap<
+            (String, String),
+            (std::time::SystemTime, PathBuf),
+        > = std::collections::HashMap::new();
+        let mut stale = Vec::new();
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let (stem, ext) = file.split_once('.').unwrap_or((&file, ""));
+            let Some((name, hash)) = stem.rsplit_once('-') else { continue };
+            if hash.len() != 16 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else { continue };
+            match newest.entry((name.to_owned(), ext.to_owned())) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert((modified, entry.path()));
+                }
+                std::collections::hash_map::Entry::Occupied(mut slot) => {
+                    if modified > slot.get().0 {
+                        stale.push(slot.insert((modified, entry.path())).1);
+                    } else {
+                        stale.push(entry.path());
+                    }
+                }
+            }
+        }
+        for path in stale {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    println!("    {} GiB → {} GiB", before >> 30, size(target) >> 30);
+    Ok(())
+}
+
 /// Builds the UI into a staging directory, then copies into `ui/dist` only what changed: trunk
 /// rewrites every file, and a new modification time alone would make cargo rebuild the app.
 fn build_ui(tools: &setup::Tools) -> Result<()> {
@@ -194,6 +268,7 @@ fn run() -> Result<()> {
 fn test() -> Result<()> {
     let tools = setup::ensure(setup::Purpose::Test)?;
     let root = root();
+    prune_target(&target_dir()?)?;
 
     step("Checking formatting (cargo fmt --check)");
     Cmd::new("cargo").args(["fmt", "--all", "--check"]).dir(&root).run()?;

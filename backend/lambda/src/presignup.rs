@@ -2,12 +2,29 @@
 //! sign in right after signing up (the local server does the same). Email addresses are not
 //! marked verified: nobody checked them. Users who come through Google or Facebook on the
 //! hosted UI (`PreSignUp_ExternalProvider`, on their first sign-in) are confirmed the same way.
+//! A sign-up with a password under a provider's prefix (`Google_…`) is refused, as the local
+//! server refuses it, so a password user never takes a federated user's name.
 
-use aws_lambda_events::event::cognito::CognitoEventUserPoolsPreSignup;
+use aws_lambda_events::event::cognito::{
+    CognitoEventUserPoolsPreSignup, CognitoEventUserPoolsPreSignupTriggerSource,
+};
+use iotchat_protocol::auth::{UsernameProblem, username_problem};
 
-pub fn handle(mut event: CognitoEventUserPoolsPreSignup) -> CognitoEventUserPoolsPreSignup {
+/// The event answered, or why the sign-up is refused (Cognito shows it to the caller as
+/// `UserLambdaValidationException: PreSignUp failed with error <message>`).
+pub fn handle(
+    mut event: CognitoEventUserPoolsPreSignup,
+) -> Result<CognitoEventUserPoolsPreSignup, String> {
+    let external = matches!(
+        event.cognito_event_user_pools_header.trigger_source,
+        Some(CognitoEventUserPoolsPreSignupTriggerSource::ExternalProvider)
+    );
+    let username = event.cognito_event_user_pools_header.user_name.as_deref().unwrap_or_default();
+    if !external && username_problem(username) == Some(UsernameProblem::ReservedPrefix) {
+        return Err(UsernameProblem::ReservedPrefix.to_string());
+    }
     event.response.auto_confirm_user = true;
-    event
+    Ok(event)
 }
 
 #[cfg(test)]
@@ -28,10 +45,15 @@ mod tests {
             "response": {"autoConfirmUser": false, "autoVerifyEmail": false, "autoVerifyPhone": false}
         }))
         .expect("Cognito's PreSignUp event");
-        let answered = serde_json::to_value(handle(event)).unwrap();
+        let answered = serde_json::to_value(handle(event.clone()).expect("confirmed")).unwrap();
         assert_eq!(answered["response"]["autoConfirmUser"], true);
         assert_eq!(answered["response"]["autoVerifyEmail"], false);
         assert_eq!(answered["userName"], "alice", "the rest goes back as it came");
+        // A password sign-up may not take a provider's prefix.
+        let mut taken = event;
+        taken.cognito_event_user_pools_header.user_name = Some("google_123".into());
+        let refused = handle(taken).expect_err("a reserved prefix");
+        assert!(refused.contains("sign-in provider"), "{refused}");
     }
 
     #[test]
@@ -48,7 +70,7 @@ mod tests {
             "response": {"autoConfirmUser": false, "autoVerifyEmail": false, "autoVerifyPhone": false}
         }))
         .expect("Cognito's PreSignUp event for a federated user");
-        let answered = serde_json::to_value(handle(event)).unwrap();
+        let answered = serde_json::to_value(handle(event).expect("confirmed")).unwrap();
         assert_eq!(answered["triggerSource"], "PreSignUp_ExternalProvider");
         assert_eq!(answered["response"]["autoConfirmUser"], true);
         assert_eq!(answered["response"]["autoVerifyEmail"], false);

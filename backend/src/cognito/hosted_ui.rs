@@ -252,9 +252,7 @@ pub(crate) async fn login_page(
          IoT Chat.</p>"
             .to_owned()
     } else {
-        format!(
-            "{choices}<p>To sign in with a username and password, use the IoT Chat app.</p>"
-        )
+        format!("{choices}<p>To sign in with a username and password, use the IoT Chat app.</p>")
     };
     page(StatusCode::OK, "Sign in", &body)
 }
@@ -561,7 +559,11 @@ async fn refresh_token(
         return Err(OAuthError::InvalidClient);
     }
     let (user, session) = super::user_pool::refreshed_session(state, token).await.map_err(|e| {
-        if e.name == "NotAuthorizedException" { OAuthError::InvalidGrant } else { OAuthError::ServerError }
+        if e.name == "NotAuthorizedException" {
+            OAuthError::InvalidGrant
+        } else {
+            OAuthError::ServerError
+        }
     })?;
     let tokens = state
         .tokens

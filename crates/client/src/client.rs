@@ -173,7 +173,13 @@ impl Client {
 
     /// The identity providers the server signs in with ("Continue with …"), from the profile.
     pub fn providers(&self) -> Vec<String> {
-        self.inner.backend.profile.hosted_ui.as_ref().map(|h| h.providers.clone()).unwrap_or_default()
+        self.inner
+            .backend
+            .profile
+            .hosted_ui
+            .as_ref()
+            .map(|h| h.providers.clone())
+            .unwrap_or_default()
     }
 
     /// Signs in through `provider` in the browser (the hosted UI, authorization code with
@@ -187,17 +193,18 @@ impl Client {
         timeout: std::time::Duration,
     ) -> Result<Account> {
         let (cancel, cancelled) = tokio::sync::oneshot::channel();
-        if let Ok(mut slot) = self.inner.provider_cancel.lock() {
-            if let Some(earlier) = slot.replace(cancel) {
-                let _ = earlier.send(());
-            }
+        if let Ok(mut slot) = self.inner.provider_cancel.lock()
+            && let Some(earlier) = slot.replace(cancel)
+        {
+            let _ = earlier.send(());
         }
-        let tokens = crate::oauth::sign_in(&self.inner.backend, provider, opener, cancelled, timeout)
-            .await;
-        if let Ok(mut slot) = self.inner.provider_cancel.lock() {
-            if slot.as_ref().is_some_and(|s| s.is_closed()) {
-                slot.take();
-            }
+        let tokens =
+            crate::oauth::sign_in(&self.inner.backend, provider, opener, cancelled, timeout).await;
+        // This sign-in's sender (its receiver is gone now), unless a newer sign-in took over.
+        if let Ok(mut slot) = self.inner.provider_cancel.lock()
+            && slot.as_ref().is_some_and(|s| s.is_closed())
+        {
+            slot.take();
         }
         let tokens = tokens?;
         // The user pool names federated users (`Google_1098…`, lower-cased by some pools):

@@ -20,9 +20,9 @@ mod state;
 pub use backend::{Backend, LOCAL_SERVER};
 pub use client::{Client, ClientConfig, HistoryPage, MAX_FOLLOWED_ROOMS, RoomSummary};
 pub use error::{ClientError, Result};
-pub use oauth::{OpenUrl, SystemBrowser};
 pub use events::{ConnectionState, Delivery, Event, TimelineMessage};
 pub use iotchat_protocol as protocol;
+pub use oauth::{OpenUrl, SystemBrowser};
 pub use secrets::{
     KeychainStore, MemoryStore, SecretStore, StoreKind, open_keychain, open_keychain_async,
 };

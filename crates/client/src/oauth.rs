@@ -169,9 +169,10 @@ pub(crate) async fn sign_in(
     let id = answer.extra_fields().id_token.clone().ok_or_else(|| {
         ClientError::internal("The hosted UI answered without an ID token (is openid allowed?).")
     })?;
-    let refresh = answer.refresh_token().map(|t| t.secret().clone()).ok_or_else(|| {
-        ClientError::internal("The hosted UI answered without a refresh token.")
-    })?;
+    let refresh = answer
+        .refresh_token()
+        .map(|t| t.secret().clone())
+        .ok_or_else(|| ClientError::internal("The hosted UI answered without a refresh token."))?;
     Ok(Tokens { id, access: answer.access_token().secret().clone(), refresh })
 }
 
@@ -253,7 +254,10 @@ async fn bind_first_free(ports: &[u16]) -> Result<(Vec<TcpListener>, u16)> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Callback {
     Code(String),
-    Refused { error: String, description: Option<String> },
+    Refused {
+        error: String,
+        description: Option<String>,
+    },
     WrongState,
     /// Not the callback (another path, a favicon): answered 404, the wait goes on.
     Other,
@@ -402,7 +406,10 @@ mod tests {
             parse_callback(&line("/callback?code=abc&state=s1"), "s1"),
             Callback::Code("abc".into())
         );
-        assert_eq!(parse_callback(&line("/callback?code=abc&state=s2"), "s1"), Callback::WrongState);
+        assert_eq!(
+            parse_callback(&line("/callback?code=abc&state=s2"), "s1"),
+            Callback::WrongState
+        );
         assert_eq!(parse_callback(&line("/callback?code=abc"), "s1"), Callback::WrongState);
         assert_eq!(
             parse_callback(&line("/callback?error=access_denied&state=s1"), "s1"),
@@ -413,7 +420,10 @@ mod tests {
             Callback::Refused { error: "invalid_request".into(), description: None }
         );
         assert_eq!(parse_callback(&line("/favicon.ico"), "s1"), Callback::Other);
-        assert_eq!(parse_callback("POST /callback?code=a&state=s1 HTTP/1.1", "s1"), Callback::Other);
+        assert_eq!(
+            parse_callback("POST /callback?code=a&state=s1 HTTP/1.1", "s1"),
+            Callback::Other
+        );
         assert_eq!(
             parse_callback(&line("/callback?state=a%20b&code=x%2By"), "a b"),
             Callback::Code("x+y".into())

@@ -24,6 +24,9 @@ pub const EVENT_RESYNC: &str = "client://resync";
 pub const EVENT_OPEN_ROOM: &str = "app://open-room";
 /// The Tauri event carrying new [`Settings`] (changed from the tray menu, say).
 pub const EVENT_SETTINGS: &str = "app://settings";
+/// The address of a sign-in opened in the browser (a `String`), so the app can show it when no
+/// browser opens.
+pub const EVENT_SIGN_IN_URL: &str = "app://sign-in-url";
 
 /// Where the backend is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +52,9 @@ pub struct BackendInfo {
     pub label: String,
     /// Set when the chosen backend cannot be used (unreachable, bad profile): say why.
     pub problem: Option<String>,
+    /// The identity providers it signs in with ("Continue with …"), from its profile.
+    #[serde(default)]
+    pub providers: Vec<String>,
 }
 
 /// Answer of `session_state`: what the UI needs to pick a screen.
