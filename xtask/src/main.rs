@@ -2,6 +2,7 @@
 //! Both first install what this machine lacks (and skip what it has), saying what they do.
 
 mod aws;
+mod fuzz;
 mod release;
 mod setup;
 mod sh;
@@ -33,6 +34,8 @@ commands:
            app's profile (also written to target/aws/<stack>/profile.json);
            teardown [--stack NAME] [--region R] [--endpoint-url URL]: detach the IoT policy
            everywhere, delete the stack and its artefacts bucket. See docs/aws.md
+  fuzz     [--seconds N] [TARGET…]: run each fuzz target (payload, names, profile, sigv4, jwt,
+           cursor, cognito) for N seconds (60) with cargo fuzz on nightly; not part of `test`
 ";
 
 fn main() {
@@ -60,6 +63,7 @@ fn main() {
             .and_then(|tools| release::release(&tools, &args[1..])),
         Some("bench") => bench(&args[1..]),
         Some("aws") => aws::aws(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("help" | "--help" | "-h") => {
             print!("{USAGE}");
             Ok(())
