@@ -34,8 +34,7 @@ fn issuer() -> &'static TokenIssuer {
 fn b64(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     // base64url without padding, by hand: the fuzz crate needs no base64 dependency for it.
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));

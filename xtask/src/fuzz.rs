@@ -29,7 +29,9 @@ pub(crate) fn fuzz(args: &[String]) -> Result<()> {
                     .with_context(|| format!("--seconds {value}: give 1 to 86400"))?;
             }
             name if TARGETS.contains(&name) => targets.push(name),
-            other => bail!("unknown fuzz target or flag {other:?}; targets: {}", TARGETS.join(", ")),
+            other => {
+                bail!("unknown fuzz target or flag {other:?}; targets: {}", TARGETS.join(", "))
+            }
         }
     }
     if targets.is_empty() {
@@ -75,14 +77,18 @@ fn ensure_tools() -> Result<()> {
         println!("    nightly toolchain: present");
     } else {
         step("Installing the nightly toolchain (cargo fuzz needs it)");
-        Cmd::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]).run()?;
+        Cmd::new("rustup")
+            .args(["toolchain", "install", "nightly", "--profile", "minimal"])
+            .run()?;
     }
     let installed = Cmd::new("cargo").args(["install", "--list"]).output()?;
     let line = format!("{CARGO_FUZZ} v{CARGO_FUZZ_VERSION}:");
     if installed.lines().any(|l| l.trim() == line) {
         println!("    {CARGO_FUZZ} {CARGO_FUZZ_VERSION}: present");
     } else {
-        step(&format!("Installing {CARGO_FUZZ} {CARGO_FUZZ_VERSION} (cargo install, a few minutes)"));
+        step(&format!(
+            "Installing {CARGO_FUZZ} {CARGO_FUZZ_VERSION} (cargo install, a few minutes)"
+        ));
         Cmd::new("cargo")
             .args(["install", CARGO_FUZZ, "--version", CARGO_FUZZ_VERSION, "--locked"])
             .run()?;
