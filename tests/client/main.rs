@@ -4,6 +4,7 @@
 
 mod chat;
 mod cli;
+mod faults;
 mod oauth;
 mod resilience;
 mod session;
