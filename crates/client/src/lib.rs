@@ -9,6 +9,7 @@ mod api;
 pub mod auth;
 pub mod backend;
 mod client;
+pub mod device;
 pub mod error;
 pub mod events;
 mod link;
