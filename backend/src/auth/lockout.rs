@@ -7,9 +7,11 @@
 //!
 //! An attempt counts as failed from the moment it starts and is refunded if the password was
 //! right, so a thousand guesses sent at once get no more tries than a thousand sent one after
-//! another. Usernames count whether or not they exist, so a lockout says nothing about which
-//! accounts are real. Successes never count against an address: a room full of people signing
-//! in from one NAT (or 500 load-test users on loopback) is fine.
+//! another. `InitiateAuth` starts an attempt only once a password hasher is free to check it
+//! (one per core), so attempts in flight never pile up against an address: 500 people (or
+//! load-test users) signing in at once from one NAT are all let in, where counting them while
+//! they queued refused all but 30. Usernames count whether or not they exist, so a lockout says
+//! nothing about which accounts are real.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -45,19 +45,21 @@ impl Passwords {
         Self { permits: Semaphore::new(runs.max(1)) }
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
-    ) -> Result<T, PasswordError> {
+    /// Waits (at most [`QUEUE_WAIT`]) for a free hasher and holds it until the returned
+    /// [`Hasher`] is used or dropped.
+    pub async fn hasher(&self) -> Result<Hasher<'_>, PasswordError> {
         let permit = tokio::time::timeout(QUEUE_WAIT, self.permits.acquire())
             .await
             .map_err(|_| PasswordError::Busy)?
             .map_err(|_| PasswordError::Failed("the password hashers were shut down".into()))?;
-        let result = tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| PasswordError::Failed(format!("a password hash task failed: {e}")))?;
-        drop(permit);
-        result
+        Ok(Hasher { _permit: permit })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        self.hasher().await?.run(work).await
     }
 
     /// Hashes `password` into a PHC string.
@@ -74,6 +76,30 @@ impl Passwords {
 
     /// Whether `password` matches the PHC string `hash`.
     pub async fn verify(&self, password: String, hash: String) -> Result<bool, PasswordError> {
+        self.hasher().await?.verify(password, hash).await
+    }
+}
+
+/// One of the server's hashers, held: what it runs does not wait in the queue again.
+#[derive(Debug)]
+pub struct Hasher<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Hasher<'_> {
+    async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let result = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| PasswordError::Failed(format!("a password hash task failed: {e}")))?;
+        drop(self);
+        result
+    }
+
+    /// Whether `password` matches the PHC string `hash`; the hasher is free again after.
+    pub async fn verify(self, password: String, hash: String) -> Result<bool, PasswordError> {
         self.run(move || {
             let parsed = PasswordHash::new(&hash)
                 .map_err(|e| PasswordError::Failed(format!("a stored hash is corrupt: {e}")))?;

@@ -180,6 +180,10 @@ async fn password_auth(
 ) -> CognitoResult {
     let username = param(params, "USERNAME")?;
     let given = param(params, "PASSWORD")?.to_owned();
+    // The attempt starts (and counts) only once a hasher is free to check it: at most one per
+    // core is in flight, so a crowd signing in at once from one address is not taken for a
+    // guesser, and parallel guesses get at most that many more tries than serial ones.
+    let hasher = state.passwords.hasher().await.map_err(CognitoError::password)?;
     let attempt = state.sign_ins.begin(username, peer.ip(), Instant::now()).map_err(|refusal| {
         match refusal {
             // Cognito's words and exception for a locked-out user.
@@ -214,7 +218,7 @@ async fn password_auth(
         .filter(|hash| !hash.is_empty())
         .unwrap_or(state.dummy_hash.as_str())
         .to_owned();
-    let matches = match state.passwords.verify(given, hash).await {
+    let matches = match hasher.verify(given, hash).await {
         Ok(matches) => matches,
         Err(error) => {
             state.sign_ins.abandoned(attempt, Instant::now());
