@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand};
 use iotchat_server::config::{Config, DEFAULT_CONFIG, FileConfig, default_data_dir};
 use iotchat_server::profile;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "iotchat-server", version, about = "IoT Chat's local, AWS-compatible backend")]
 struct Cli {
