@@ -141,7 +141,11 @@ impl Handler for Hooks {
                     Ok(()) => PublishAclResult::allow(),
                     Err(error) => {
                         // Not stored means not acknowledged: the client will send it again.
-                        tracing::error!(%error, "could not store a message; disconnecting");
+                        tracing::error!(
+                            %error,
+                            "could not store a message (is the disk full or read-only?): \
+                             refused without a PUBACK, disconnecting its sender"
+                        );
                         PublishAclResult::rejected(true, None)
                     }
                 };

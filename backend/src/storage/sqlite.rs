@@ -1,5 +1,10 @@
 //! SQLite storage: one file in the data directory, WAL journal, `synchronous = FULL` so that
 //! whatever a caller was told is stored survives a crash or a power cut.
+//!
+//! Chat messages are written by a group commit: one thread takes every message waiting when
+//! it is free and writes them in one transaction (one fsync), then answers each caller. A
+//! message is reported stored only after the commit that holds it, so "acknowledged means
+//! stored" holds, and a burst costs one fsync per batch instead of one per message.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -110,6 +115,72 @@ fn migrations() -> Migrations<'static> {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    history: std::sync::mpsc::Sender<PendingMessage>,
+}
+
+/// A message waiting for the group commit, and where its outcome goes.
+type PendingMessage = (StoredMessage, tokio::sync::oneshot::Sender<StoreResult<bool>>);
+
+/// The most messages one history transaction holds.
+const MAX_BATCH: usize = 1024;
+
+/// The group-commit thread: waits for a message, takes every other one already waiting,
+/// writes them all in one transaction and answers each after the commit. It ends when the
+/// last [`SqliteStore`] is dropped.
+fn history_writer(conn: Arc<Mutex<Connection>>, queue: std::sync::mpsc::Receiver<PendingMessage>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let outcome = conn
+            .lock()
+            .map_err(|_| StoreError::Backend("the database lock is poisoned".into()))
+            .and_then(|mut guard| insert_messages(&mut guard, &batch));
+        match outcome {
+            Ok(inserted) => {
+                for ((_, reply), inserted) in batch.into_iter().zip(inserted) {
+                    let _ = reply.send(Ok(inserted));
+                }
+            }
+            Err(error) => {
+                // Nothing of the batch is stored (the transaction rolled back): each caller
+                // hears so, and its message is not acknowledged.
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(StoreError::Backend(error.to_string())));
+                }
+            }
+        }
+    }
+}
+
+/// Inserts `batch` in one transaction; whether each was new (not a duplicate id).
+fn insert_messages(conn: &mut Connection, batch: &[PendingMessage]) -> StoreResult<Vec<bool>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut inserted = Vec::with_capacity(batch.len());
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO messages (room_slug, id, sender, message, sent_at_ms, received_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (room_slug, id) DO NOTHING",
+        )?;
+        for (message, _) in batch {
+            let rows = insert.execute(params![
+                message.room.slug().as_str(),
+                message.id.as_str(),
+                message.sender.as_str(),
+                message.message,
+                sql_int(message.sent_at),
+                sql_int(message.received_at),
+            ])?;
+            inserted.push(rows == 1);
+        }
+    }
+    tx.commit()?;
+    Ok(inserted)
 }
 
 impl SqliteStore {
@@ -125,7 +196,14 @@ impl SqliteStore {
         migrations()
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Backend(format!("migrating the database: {e}")))?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        let conn = Arc::new(Mutex::new(conn));
+        let (history, queue) = std::sync::mpsc::channel();
+        let writer = Arc::clone(&conn);
+        std::thread::Builder::new()
+            .name("history-writer".into())
+            .spawn(move || history_writer(writer, queue))
+            .map_err(|e| StoreError::Backend(format!("starting the history writer: {e}")))?;
+        Ok(Self { conn, history })
     }
 
     /// Runs `f` on the connection on a blocking thread (SQLite calls block on disk I/O).
@@ -692,23 +770,14 @@ impl ChatStore for SqliteStore {
     }
 
     async fn message_insert(&self, message: StoredMessage) -> ChatResult<bool> {
-        self.chat(move |conn| {
-            let inserted = conn.execute(
-                "INSERT INTO messages (room_slug, id, sender, message, sent_at_ms, received_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (room_slug, id) DO NOTHING",
-                params![
-                    message.room.slug().as_str(),
-                    message.id.as_str(),
-                    message.sender.as_str(),
-                    message.message,
-                    sql_int(message.sent_at),
-                    sql_int(message.received_at),
-                ],
-            )?;
-            Ok(inserted == 1)
-        })
-        .await
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        self.history
+            .send((message, reply))
+            .map_err(|_| StoreError::Backend("the history writer has stopped".into()))?;
+        let inserted = outcome
+            .await
+            .map_err(|_| StoreError::Backend("the history writer has stopped".into()))??;
+        Ok(inserted)
     }
 
     async fn messages_page(
