@@ -26,6 +26,8 @@ pub struct Config {
     pub limits: Limits,
     /// The loopback ports of the hosted UI's registered redirect URIs.
     pub callback_ports: Vec<u16>,
+    /// How long one MQTT WebSocket connection may last (AWS IoT: 24 hours).
+    pub max_connection_age_secs: u64,
 }
 
 /// Bounds on connections, so that no client (or crowd of them) can exhaust the server.
@@ -114,6 +116,9 @@ pub struct FileConfig {
     /// Loopback ports of the app's hosted-UI redirect URIs (http://localhost:<port>/callback).
     #[arg(long, env = "IOTCHAT_CALLBACK_PORTS", value_delimiter = ',')]
     pub callback_ports: Option<Vec<u16>>,
+    /// How long one MQTT WebSocket connection may last, in seconds (at most 86400, AWS IoT's).
+    #[arg(long, env = "IOTCHAT_MAX_CONNECTION_AGE_SECS")]
+    pub max_connection_age_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -174,6 +179,11 @@ impl Config {
                 .or(file.callback_ports)
                 .or(defaults.callback_ports)
                 .context("callback_ports")?,
+            max_connection_age_secs: overrides
+                .max_connection_age_secs
+                .or(file.max_connection_age_secs)
+                .or(defaults.max_connection_age_secs)
+                .context("max_connection_age_secs")?,
         };
         config.check()?;
         Ok(config)
@@ -204,6 +214,13 @@ impl Config {
                 self.callback_ports
             );
         }
+        if !(1..=24 * 3600).contains(&self.max_connection_age_secs) {
+            bail!(
+                "max_connection_age_secs = {}: must be between 1 and 86400 (24 hours, AWS IoT's \
+                 limit)",
+                self.max_connection_age_secs
+            );
+        }
         if !(1..=12 * 3600).contains(&self.credentials_ttl_secs) {
             bail!(
                 "credentials_ttl_secs = {}: must be between 1 and 43200 (12 hours)",
@@ -223,6 +240,10 @@ impl Config {
 
     pub fn credentials_ttl(&self) -> Duration {
         Duration::from_secs(self.credentials_ttl_secs)
+    }
+
+    pub fn max_connection_age(&self) -> Duration {
+        Duration::from_secs(self.max_connection_age_secs)
     }
 
     /// A configuration for tests: loopback, the given data directory, defaults otherwise.

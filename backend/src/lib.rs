@@ -87,6 +87,8 @@ pub struct Settings {
     pub credentials_ttl: Duration,
     /// How long a WebSocket client may leave what the broker sends it unread.
     pub client_write_timeout: Duration,
+    /// How long one MQTT WebSocket connection may last.
+    pub max_connection_age: Duration,
     pub(crate) hosted_ui: cognito::hosted_ui::HostedUiSettings,
 }
 
@@ -313,6 +315,7 @@ pub async fn start(
         settings: Settings {
             credentials_ttl: config.credentials_ttl(),
             client_write_timeout: config.limits.client_write_timeout,
+            max_connection_age: config.max_connection_age(),
             hosted_ui,
         },
         dummy_hash,

@@ -1,6 +1,11 @@
-//! A TCP proxy between one client and the server that cuts, stalls and throttles its
-//! connections: the client reconnects with backoff, its outbox drains, and nothing is lost or
-//! delivered twice.
+//! Faults under a chatting client, and what it must make of them.
+//!
+//! - A TCP proxy between one client and the server cuts, stalls and throttles its
+//!   connections: the client reconnects with backoff, its outbox drains, and nothing is lost
+//!   or delivered twice.
+//! - A day of AWS's clock compressed into seconds: credentials that expire every two seconds
+//!   and WebSockets the server closes at their (shortened) maximum age; the conversation goes
+//!   on without a gap.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,7 +17,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::support::{Device, PASSWORD, TestServer, WAIT, keychain, room};
+use crate::support::{Device, PASSWORD, TestServer, Tweaks, keychain, room};
 
 /// What the proxy does to the bytes it forwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,27 +181,85 @@ async fn cut_stalled_and_throttled_connections_lose_and_duplicate_nothing() {
         }
     }
 
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    while counts.len() < COUNT {
-        let text = bob
-            .expect(|e| match e {
-                Event::Message { message, .. } if message.room == general => {
-                    Some(message.text.clone())
-                }
-                _ => None,
-            })
-            .await;
-        *counts.entry(text).or_default() += 1;
-    }
-    bob.expect_none(Duration::from_secs(1), |e| matches!(e, Event::Message { .. })).await;
-    assert!(counts.values().all(|&n| n == 1), "each message once: {counts:?}");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !alice.client.outbox(None).await.expect("the outbox").is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "the outbox drains");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    bob.receive_each_once(&general, COUNT).await;
+    alice.outbox_drains().await;
     assert!(reconnects >= 1, "the cuts were noticed");
     assert!(proxy.accepted.load(Ordering::Relaxed) >= 3, "the client connected again");
-    let history = bob.client.history(&general, None, 200).await.expect("history");
-    assert_eq!(history.messages.len(), COUNT, "history holds each message exactly once");
+    let history = bob.whole_history(&general).await;
+    assert_eq!(history.len(), COUNT, "history holds each message exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_day_of_renewals_and_forced_reconnects_compressed_into_seconds_leaves_no_gap() {
+    // On AWS: credentials for an hour, a WebSocket for 24 hours. Here: 2 s and 3 s.
+    const COUNT: usize = 60;
+    const EVERY: Duration = Duration::from_millis(250);
+    let server = TestServer::start_with(Tweaks {
+        credentials_ttl_secs: Some(2),
+        max_connection_age_secs: Some(3),
+        ..Tweaks::default()
+    })
+    .await;
+    let mut alice = Device::signed_up(&server, "alice").await;
+    let mut bob = Device::signed_up(&server, "bob").await;
+    let general = room("general");
+    alice.client.room_create("General").await.expect("create");
+    bob.client.room_join(&general).await.expect("join");
+
+    let sent_at: Arc<std::sync::Mutex<HashMap<String, tokio::time::Instant>>> = Arc::default();
+    let receiver = {
+        let sent_at = Arc::clone(&sent_at);
+        let general = general.clone();
+        tokio::spawn(async move {
+            let mut slowest = Duration::ZERO;
+            let mut got: HashMap<String, usize> = HashMap::new();
+            while got.len() < COUNT {
+                let text = bob
+                    .expect(|e| match e {
+                        Event::Message { message, .. } if message.room == general => {
+                            Some(message.text.clone())
+                        }
+                        _ => None,
+                    })
+                    .await;
+                let sent = sent_at.lock().expect("lock").get(&text).copied();
+                if let Some(sent) = sent {
+                    slowest = slowest.max(sent.elapsed());
+                }
+                *got.entry(text).or_default() += 1;
+            }
+            (bob, got, slowest)
+        })
+    };
+    let mut reconnects = 0;
+    for n in 0..COUNT {
+        let text = format!("day {n}");
+        sent_at.lock().expect("lock").insert(text.clone(), tokio::time::Instant::now());
+        alice.client.message_send(&general, &text).await.expect("queued");
+        tokio::time::sleep(EVERY).await;
+        while let Ok(event) = alice.events.try_recv() {
+            if matches!(
+                event,
+                Event::Connection { connection: ConnectionState::Reconnecting { .. } }
+            ) {
+                reconnects += 1;
+            }
+        }
+    }
+    let (bob, got, slowest) = tokio::time::timeout(Duration::from_secs(30), receiver)
+        .await
+        .expect("in time")
+        .expect("bob");
+    assert!(got.values().all(|&n| n == 1), "each message once: {got:?}");
+    // 15 s of 3-second connections: the server closed Alice's about five times, and each time
+    // she came back at once with a URL signed by credentials younger than 2 s.
+    assert!(reconnects >= 3, "the server closed the connections at their age ({reconnects})");
+    assert!(
+        slowest < Duration::from_secs(4),
+        "no message waited long: the slowest took {slowest:?}"
+    );
+    alice.outbox_drains().await;
+    // The API, too, is called with renewed credentials.
+    let history = bob.whole_history(&general).await;
+    assert_eq!(history.len(), COUNT, "history holds each message exactly once");
 }

@@ -15,11 +15,21 @@ pub(crate) const PASSWORD: &str = "Correct-Horse-9";
 pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// The real server, on a port that stays the same across restarts.
+/// What a test changes of the server's defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tweaks {
+    /// Identity credentials last this many seconds.
+    pub(crate) credentials_ttl_secs: Option<u64>,
+    /// TLS with a self-signed certificate, as a team server does.
+    pub(crate) tls: bool,
+    /// The server closes each MQTT WebSocket after this many seconds.
+    pub(crate) max_connection_age_secs: Option<u64>,
+}
+
 pub(crate) struct TestServer {
     dir: tempfile::TempDir,
     port: u16,
-    credentials_ttl_secs: Option<u64>,
-    tls: bool,
+    tweaks: Tweaks,
     /// The hosted UI's redirect ports: free ones per server, as tests run side by side.
     callback_ports: Vec<u16>,
     running: Option<RunningServer>,
@@ -28,20 +38,20 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     pub(crate) async fn start() -> Self {
-        Self::start_with(None, false).await
+        Self::start_with(Tweaks::default()).await
     }
 
     /// A server whose identity credentials last `ttl` seconds.
     pub(crate) async fn start_with_ttl(credentials_ttl_secs: Option<u64>) -> Self {
-        Self::start_with(credentials_ttl_secs, false).await
+        Self::start_with(Tweaks { credentials_ttl_secs, ..Tweaks::default() }).await
     }
 
     /// A server speaking TLS with a self-signed certificate, as a team server does.
     pub(crate) async fn start_tls() -> Self {
-        Self::start_with(None, true).await
+        Self::start_with(Tweaks { tls: true, ..Tweaks::default() }).await
     }
 
-    async fn start_with(credentials_ttl_secs: Option<u64>, tls: bool) -> Self {
+    pub(crate) async fn start_with(tweaks: Tweaks) -> Self {
         // IOTCHAT_TEST_LOG=<filter> shows the client core's and the server's logs.
         if let Ok(filter) = std::env::var("IOTCHAT_TEST_LOG") {
             let _ = tracing_subscriber::fmt()
@@ -54,33 +64,26 @@ impl TestServer {
         let port = listener.local_addr().expect("address").port();
         let callback_ports: Vec<u16> =
             (0..3).map(|_| iotchat_tests::free_port().expect("a free loopback port")).collect();
-        let running =
-            Self::serve(dir.path(), credentials_ttl_secs, tls, &callback_ports, listener).await;
+        let running = Self::serve(dir.path(), tweaks, &callback_ports, listener).await;
         let profile = running.profile().clone();
-        Self {
-            dir,
-            port,
-            credentials_ttl_secs,
-            tls,
-            callback_ports,
-            running: Some(running),
-            profile,
-        }
+        Self { dir, port, tweaks, callback_ports, running: Some(running), profile }
     }
 
     async fn serve(
         dir: &std::path::Path,
-        ttl: Option<u64>,
-        tls: bool,
+        tweaks: Tweaks,
         callback_ports: &[u16],
         listener: tokio::net::TcpListener,
     ) -> RunningServer {
         let mut config = Config::for_data_dir(dir).expect("config");
         config.callback_ports = callback_ports.to_vec();
-        if let Some(ttl) = ttl {
+        if let Some(ttl) = tweaks.credentials_ttl_secs {
             config.credentials_ttl_secs = ttl;
         }
-        if tls {
+        if let Some(age) = tweaks.max_connection_age_secs {
+            config.max_connection_age_secs = age;
+        }
+        if tweaks.tls {
             config.tls = iotchat_server::config::Tls::SelfSigned;
         }
         iotchat_server::start(&config, listener).await.expect("server starts")
@@ -114,14 +117,8 @@ impl TestServer {
                 Err(error) => panic!("cannot bind port {} again: {error}", self.port),
             }
         };
-        let running = Self::serve(
-            self.dir.path(),
-            self.credentials_ttl_secs,
-            self.tls,
-            &self.callback_ports,
-            listener,
-        )
-        .await;
+        let running =
+            Self::serve(self.dir.path(), self.tweaks, &self.callback_ports, listener).await;
         assert_eq!(running.profile(), &self.profile, "a restart keeps the profile");
         self.running = Some(running);
     }
@@ -216,6 +213,56 @@ impl Device {
             found.push(message);
         }
         found
+    }
+
+    /// Receives `count` distinct messages in `room`, then asserts that none came twice and
+    /// that no further message arrives for a second. Returns their texts.
+    pub(crate) async fn receive_each_once(&mut self, room: &RoomName, count: usize) -> Vec<String> {
+        let mut counts: std::collections::HashMap<String, usize> = Default::default();
+        while counts.len() < count {
+            let text = self
+                .expect(|e| match e {
+                    Event::Message { message, .. } if &message.room == room => {
+                        Some(message.text.clone())
+                    }
+                    _ => None,
+                })
+                .await;
+            *counts.entry(text).or_default() += 1;
+        }
+        self.expect_none(Duration::from_secs(1), |e| matches!(e, Event::Message { .. })).await;
+        assert!(counts.values().all(|&n| n == 1), "each message once: {counts:?}");
+        counts.into_keys().collect()
+    }
+
+    /// Waits until every message this device sent is acknowledged (its outbox is empty).
+    pub(crate) async fn outbox_drains(&self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let outbox = self.client.outbox(None).await.expect("the outbox");
+            if outbox.is_empty() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "everything is acknowledged in time; still in the outbox: {outbox:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every message of `room`'s history, newest first, page after page.
+    pub(crate) async fn whole_history(&self, room: &RoomName) -> Vec<TimelineMessage> {
+        let mut all = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self.client.history(room, before.as_deref(), 200).await.expect("history");
+            all.extend(page.messages);
+            match page.next_before {
+                Some(next) => before = Some(next),
+                None => return all,
+            }
+        }
     }
 
     /// No event `unwanted` accepts arrives within `quiet`.

@@ -21,9 +21,6 @@ use crate::{AppState, now_ms};
 
 /// How old a presigned URL without `X-Amz-Expires` may be, and the allowed clock skew.
 const MAX_PRESIGN_AGE: Duration = Duration::from_secs(15 * 60);
-/// How long one WebSocket connection may last (AWS IoT's limit); clients reconnect with a
-/// freshly signed URL.
-const MAX_CONNECTION_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 /// Largest chunk read from the broker before it is sent as one WebSocket frame.
 const CHUNK: usize = 64 * 1024;
 /// Largest WebSocket frame (and message) a client may send. A frame may hold several packets
@@ -88,7 +85,10 @@ pub(crate) async fn upgrade(
     };
     let broker = state.broker.addr();
     let connections = Arc::clone(&state.broker.connections);
-    let write_timeout = state.settings.client_write_timeout;
+    let limits = Limits {
+        write_timeout: state.settings.client_write_timeout,
+        max_age: state.settings.max_connection_age,
+    };
     ws.protocols(["mqtt", "mqttv3.1"])
         // tungstenite zero-fills its whole read buffer on every read: keep it small.
         .read_buffer_size(4096)
@@ -96,10 +96,18 @@ pub(crate) async fn upgrade(
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
-            if let Err(error) = pipe(socket, broker, connections, identity, write_timeout).await {
+            if let Err(error) = pipe(socket, broker, connections, identity, limits).await {
                 tracing::debug!(%error, "an MQTT bridge connection ended with an error");
             }
         })
+}
+
+/// What one bridge connection may do: leave its writes unread for `write_timeout`, and last
+/// `max_age` (AWS IoT's 24 hours; clients reconnect with a freshly signed URL).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    write_timeout: Duration,
+    max_age: Duration,
 }
 
 async fn pipe(
@@ -107,7 +115,7 @@ async fn pipe(
     broker: SocketAddr,
     connections: Arc<Connections>,
     identity: IdentityId,
-    write_timeout: Duration,
+    limits: Limits,
 ) -> anyhow::Result<()> {
     let mut tcp = tokio::net::TcpStream::connect(broker).await?;
     tcp.set_nodelay(true)?;
@@ -115,7 +123,7 @@ async fn pipe(
     // Registered before any byte flows, so the CONNECT's authentication finds it; removed
     // while the socket is still open, so no later socket with the same address inherits it.
     let login = connections.insert(addr, identity);
-    let result = shovel(socket, &mut tcp, &login, write_timeout).await;
+    let result = shovel(socket, &mut tcp, &login, limits).await;
     connections.remove(addr);
     drop(tcp);
     result
@@ -125,8 +133,9 @@ async fn shovel(
     socket: WebSocket,
     tcp: &mut tokio::net::TcpStream,
     login: &connect::Login,
-    write_timeout: Duration,
+    limits: Limits,
 ) -> anyhow::Result<()> {
+    let write_timeout = limits.write_timeout;
     let (mut from_broker, mut to_broker) = tcp.split();
     let (mut to_client, mut from_client) = socket.split();
     let upstream = async {
@@ -180,12 +189,23 @@ async fn shovel(
         let _ = to_client.send(Message::Close(None)).await;
         anyhow::Ok(())
     };
-    tokio::select! {
+    let result = tokio::select! {
         result = upstream => result,
         result = downstream => result,
-        () = tokio::time::sleep(MAX_CONNECTION_AGE) => {
-            tracing::info!("closing an MQTT connection after 24 hours, as AWS IoT does");
+        () = tokio::time::sleep(limits.max_age) => {
+            tracing::info!(
+                max_age_s = limits.max_age.as_secs(),
+                "closing an MQTT connection at its maximum age, as AWS IoT does after 24 hours"
+            );
+            // A normal close: the client reconnects with a freshly signed URL.
+            let close = axum::extract::ws::CloseFrame {
+                code: axum::extract::ws::close_code::NORMAL,
+                reason: "maximum connection age reached; reconnect".into(),
+            };
+            let _ = tokio::time::timeout(write_timeout, to_client.send(Message::Close(Some(close))))
+                .await;
             Ok(())
         }
-    }
+    };
+    result
 }
