@@ -177,6 +177,11 @@ pub(crate) async fn run(
         });
     }
     let (client, mut mqtt) = AsyncClient::new(options, 256);
+    // rumqttc leaves Nagle on: a message sent right after another (or a PUBACK after a
+    // delivery) would wait for the server's delayed ACK, up to 40 ms.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    mqtt.set_network_options(network);
     let mut link = Link {
         client,
         state,
