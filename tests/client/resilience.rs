@@ -1,6 +1,5 @@
 //! Outages and expiry: the outbox, reconnection with catch-up, credential renewal.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use iotchat_client::{ConnectionState, Delivery, Event};
@@ -75,43 +74,10 @@ async fn a_server_restart_mid_burst_loses_and_duplicates_nothing() {
         }
     }
     // Bob reconnects by himself, resubscribes and catches up from history.
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    while counts.len() < COUNT {
-        let text = bob
-            .expect(|e| match e {
-                Event::Message { message, .. } if message.room == general => {
-                    Some(message.text.clone())
-                }
-                _ => None,
-            })
-            .await;
-        *counts.entry(text).or_default() += 1;
-    }
-    bob.expect_none(Duration::from_secs(1), |e| matches!(e, Event::Message { .. })).await;
-    assert!(counts.values().all(|&n| n == 1), "each message once: {counts:?}");
+    bob.receive_each_once(&general, COUNT).await;
     // Bob can read the last messages from history before Alice's PUBACK for them arrives.
-    let deadline = tokio::time::Instant::now() + crate::support::WAIT;
-    loop {
-        let outbox = alice.client.outbox(None).await.unwrap();
-        if outbox.is_empty() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "everything is acknowledged in time; still in the outbox: {outbox:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut all = Vec::new();
-    let mut before = None;
-    loop {
-        let page = bob.client.history(&general, before.as_deref(), 200).await.unwrap();
-        all.extend(page.messages);
-        match page.next_before {
-            Some(next) => before = Some(next),
-            None => break,
-        }
-    }
+    alice.outbox_drains().await;
+    let all = bob.whole_history(&general).await;
     assert_eq!(all.len(), COUNT, "history holds each message exactly once");
 }
 

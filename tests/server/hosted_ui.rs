@@ -80,22 +80,44 @@ async fn authorize(profile: &Profile, redirect_uri: &str, subject: &str, action:
     location(&answer)
 }
 
-async fn exchange(profile: &Profile, code: &str, verifier: &str) -> (u16, serde_json::Value) {
+/// `GET /oauth2/authorize` with `query`; where it sends the browser.
+async fn authorize_redirect(profile: &Profile, query: &[(&str, &str)]) -> String {
+    let response = browser()
+        .get(format!("{}/oauth2/authorize", base(profile)))
+        .query(query)
+        .send()
+        .await
+        .expect("authorize");
+    location(&response)
+}
+
+/// `POST /oauth2/token` with `form`: the status and the JSON answer (never cached).
+async fn token(profile: &Profile, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let response = browser()
         .post(format!("{}/oauth2/token", base(profile)))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("client_id", profile.user_pool_client_id.as_str()),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", verifier),
-        ])
+        .form(form)
         .send()
         .await
         .expect("token endpoint");
     let status = response.status().as_u16();
     assert_eq!(response.headers()["cache-control"], "no-store");
     (status, response.json().await.expect("JSON"))
+}
+
+/// The authorization-code grant for `code` with `verifier`, for the usual redirect URI.
+async fn exchange(profile: &Profile, code: &str, verifier: &str) -> (u16, serde_json::Value) {
+    let client_id = profile.user_pool_client_id.as_str();
+    token(
+        profile,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("client_id", client_id),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
 }
 
 fn claim(token: &str, name: &str) -> serde_json::Value {
@@ -177,8 +199,7 @@ async fn the_flow_refuses_what_cognito_refuses() {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = support::start(dir.path()).await;
     let profile = server.profile().clone();
-    let browser = browser();
-    let authorize_url = format!("{}/oauth2/authorize", base(&profile));
+    let client_id = profile.user_pool_client_id.as_str();
 
     // A redirect URI that is not registered, even by a trailing slash or another port, never
     // gets the browser: it goes to the error page.
@@ -188,49 +209,41 @@ async fn the_flow_refuses_what_cognito_refuses() {
         "http://127.0.0.1:28787/callback",
         "https://evil.example.com/callback",
     ] {
-        let response = browser
-            .get(&authorize_url)
-            .query(&[
-                ("client_id", profile.user_pool_client_id.as_str()),
+        let to = authorize_redirect(
+            &profile,
+            &[
+                ("client_id", client_id),
                 ("redirect_uri", redirect_uri),
                 ("response_type", "code"),
                 ("identity_provider", "TestIdP"),
-            ])
-            .send()
-            .await
-            .expect("authorize");
-        let to = location(&response);
+            ],
+        )
+        .await;
         assert!(to.starts_with("/error?error=redirect_mismatch"), "{redirect_uri}: {to}");
     }
     // Another client id likewise.
-    let response = browser
-        .get(&authorize_url)
-        .query(&[
-            ("client_id", "someoneelse"),
-            ("redirect_uri", CALLBACK),
-            ("response_type", "code"),
-        ])
-        .send()
-        .await
-        .expect("authorize");
-    assert!(location(&response).starts_with("/error?"));
+    let to = authorize_redirect(
+        &profile,
+        &[("client_id", "someoneelse"), ("redirect_uri", CALLBACK), ("response_type", "code")],
+    )
+    .await;
+    assert!(to.starts_with("/error?"), "{to}");
 
     // A plain PKCE method is refused, back at the app with the state.
-    let response = browser
-        .get(&authorize_url)
-        .query(&[
-            ("client_id", profile.user_pool_client_id.as_str()),
+    let to = authorize_redirect(
+        &profile,
+        &[
+            ("client_id", client_id),
             ("redirect_uri", CALLBACK),
             ("response_type", "code"),
             ("state", "s1"),
             ("identity_provider", "TestIdP"),
             ("code_challenge_method", "plain"),
             ("code_challenge", VERIFIER),
-        ])
-        .send()
-        .await
-        .expect("authorize");
-    let answer = query_of(&location(&response));
+        ],
+    )
+    .await;
+    let answer = query_of(&to);
     assert_eq!((answer["error"].as_str(), answer["state"].as_str()), ("invalid_request", "s1"));
 
     // Declining at the provider.
@@ -249,19 +262,18 @@ async fn the_flow_refuses_what_cognito_refuses() {
 
     // A code exchanged for another redirect URI, or with no verifier, is refused.
     let code = query_of(&authorize(&profile, CALLBACK, "erin", "allow").await)["code"].clone();
-    let response = browser
-        .post(format!("{}/oauth2/token", base(&profile)))
-        .form(&[
+    let (status, _) = token(
+        &profile,
+        &[
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
-            ("client_id", profile.user_pool_client_id.as_str()),
+            ("client_id", client_id),
             ("redirect_uri", "http://localhost:28788/callback"),
             ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .expect("token endpoint");
-    assert_eq!(response.status(), 400);
+        ],
+    )
+    .await;
+    assert_eq!(status, 400);
     let (status, body) = exchange(&profile, "never-issued", VERIFIER).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
     drop(server);
@@ -277,13 +289,7 @@ async fn the_flow_refuses_what_cognito_refuses() {
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     let (status, body) = exchange(&profile, &code, VERIFIER).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
-    let response = browser
-        .post(format!("{}/oauth2/token", base(&profile)))
-        .form(&[("grant_type", "password"), ("username", "x")])
-        .send()
-        .await
-        .expect("token endpoint");
-    let body: serde_json::Value = response.json().await.expect("JSON");
+    let (_, body) = token(&profile, &[("grant_type", "password"), ("username", "x")]).await;
     assert_eq!(body["error"], "unsupported_grant_type");
 }
 
@@ -300,19 +306,15 @@ async fn refresh_login_logout_and_reserved_names() {
     let code = query_of(&authorize(&profile, CALLBACK, "gina", "allow").await)["code"].clone();
     let (_, tokens) = exchange(&profile, &code, VERIFIER).await;
     let refresh = tokens["refresh_token"].as_str().expect("a refresh token").to_owned();
-    let token_url = format!("{}/oauth2/token", base(&profile));
-    let refreshed = |token: String| {
-        let request = browser.post(&token_url).form(&[
+    let refreshed = async |refresh_token: &str| {
+        let grant = [
             ("grant_type", "refresh_token"),
             ("client_id", client_id),
-            ("refresh_token", token.as_str()),
-        ]);
-        async move {
-            let response = request.send().await.expect("token endpoint");
-            (response.status().as_u16(), response.json::<serde_json::Value>().await.expect("JSON"))
-        }
+            ("refresh_token", refresh_token),
+        ];
+        token(&profile, &grant).await
     };
-    let (status, renewed) = refreshed(refresh.clone()).await;
+    let (status, renewed) = refreshed(&refresh).await;
     assert_eq!(status, 200, "{renewed}");
     assert!(renewed.get("refresh_token").is_none(), "{renewed}");
     let access = renewed["access_token"].as_str().expect("an access token");
@@ -333,9 +335,9 @@ async fn refresh_login_logout_and_reserved_names() {
         .send()
         .await
         .expect("GlobalSignOut with a hosted-UI access token");
-    let (status, body) = refreshed(refresh).await;
+    let (status, body) = refreshed(&refresh).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
-    let (status, body) = refreshed("never-issued".into()).await;
+    let (status, body) = refreshed("never-issued").await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
 
     // Without a provider, /oauth2/authorize shows /login, which offers the test provider with
@@ -346,13 +348,7 @@ async fn refresh_login_logout_and_reserved_names() {
         ("response_type", "code"),
         ("state", "<script>alert(1)</script>"),
     ];
-    let response = browser
-        .get(format!("{}/oauth2/authorize", base(&profile)))
-        .query(&request)
-        .send()
-        .await
-        .expect("authorize");
-    let to_login = location(&response);
+    let to_login = authorize_redirect(&profile, &request).await;
     assert!(to_login.starts_with("/login?"), "{to_login}");
     let page = browser.get(format!("{}{to_login}", base(&profile))).send().await.expect("/login");
     assert_eq!(page.status(), 200);
