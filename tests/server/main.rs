@@ -6,6 +6,7 @@ mod cognito;
 mod durability;
 mod hosted_ui;
 mod limits;
+mod loadgen;
 mod mqtt;
 mod peers;
 mod policy;

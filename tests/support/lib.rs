@@ -81,36 +81,35 @@ pub fn baseline_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The `iotchat-server` executable: `IOTCHAT_SERVER_BIN`, or the debug build in the target dir.
-pub fn server_binary() -> Result<PathBuf> {
-    let path = match std::env::var_os("IOTCHAT_SERVER_BIN") {
+/// A debug-built executable of the workspace: `$env`, or `<target>/debug/<name>`.
+fn debug_binary(env: &str, name: &str, package: &str) -> Result<PathBuf> {
+    let path = match std::env::var_os(env) {
         Some(path) => PathBuf::from(path),
-        None => target_dir()?.join("debug").join("iotchat-server"),
+        None => target_dir()?.join("debug").join(format!("{name}{}", std::env::consts::EXE_SUFFIX)),
     };
     if !path.is_file() {
         bail!(
-            "iotchat-server is not built at {}: run `cargo xtask test` (or `cargo build -p \
-             iotchat-server`) first",
+            "{name} is not built at {}: run `cargo xtask test` (or `cargo build -p {package}`) \
+             first",
             path.display()
         );
     }
     Ok(path)
 }
 
+/// The `iotchat-server` executable: `IOTCHAT_SERVER_BIN`, or the debug build in the target dir.
+pub fn server_binary() -> Result<PathBuf> {
+    debug_binary("IOTCHAT_SERVER_BIN", "iotchat-server", "iotchat-server")
+}
+
 /// The `iotchat` CLI executable: `IOTCHAT_CLI_BIN`, or the debug build in the target dir.
 pub fn cli_binary() -> Result<PathBuf> {
-    let path = match std::env::var_os("IOTCHAT_CLI_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => target_dir()?.join("debug").join("iotchat"),
-    };
-    if !path.is_file() {
-        bail!(
-            "iotchat is not built at {}: run `cargo xtask test` (or `cargo build -p \
-             iotchat-client`) first",
-            path.display()
-        );
-    }
-    Ok(path)
+    debug_binary("IOTCHAT_CLI_BIN", "iotchat", "iotchat-client")
+}
+
+/// The load generator: `IOTCHAT_LOADGEN_BIN`, or the debug build in the target dir.
+pub fn loadgen_binary() -> Result<PathBuf> {
+    debug_binary("IOTCHAT_LOADGEN_BIN", "iotchat-loadgen", "iotchat-loadgen")
 }
 
 /// A Lambda function binary (`iotchat-lambda-api`, `-ingest`, `-presignup`): in
@@ -133,18 +132,7 @@ pub fn lambda_binary(name: &str) -> Result<PathBuf> {
 
 /// The `iotchat-infra` executable: `IOTCHAT_INFRA_BIN`, or the debug build in the target dir.
 pub fn infra_binary() -> Result<PathBuf> {
-    let path = match std::env::var_os("IOTCHAT_INFRA_BIN") {
-        Some(path) => PathBuf::from(path),
-        None => target_dir()?.join("debug").join("iotchat-infra"),
-    };
-    if !path.is_file() {
-        bail!(
-            "iotchat-infra is not built at {}: run `cargo xtask test` (or `cargo build -p \
-             iotchat-infra`) first",
-            path.display()
-        );
-    }
-    Ok(path)
+    debug_binary("IOTCHAT_INFRA_BIN", "iotchat-infra", "iotchat-infra")
 }
 
 /// The Python that `cargo xtask test` prepares with the peers we did not write (boto3,

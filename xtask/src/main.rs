@@ -29,6 +29,8 @@ commands:
   icons    regenerate icons/ from icons/icon.svg (uses the Tauri CLI)
   bench    the desktop benchmark beside an empty Tauri + Leptos app [--runs N]; writes
            docs/benchmarks/desktop.md
+           server [--runs N] [--quick]: the server under load beside Mosquitto (the load
+           generator, release builds); writes docs/benchmarks/server.md
   aws      deploy [--stack NAME] [--region R] [--arch arm64|x86_64] [--endpoint-url URL]:
            build the Lambda functions and deploy backend/infra/template.yaml, then print the
            app's profile (also written to target/aws/<stack>/profile.json);
@@ -361,11 +363,12 @@ fn prepare_tests(tools: &setup::Tools) -> Result<Vec<(&'static str, std::ffi::Os
         .context("the bundler made no .deb")?;
 
     step(
-        "Building iotchat-server, the iotchat CLI, the Lambda functions and iotchat-infra (tests \
-         run them as processes)",
+        "Building iotchat-server, the iotchat CLI, the load generator, the Lambda functions and \
+         iotchat-infra (tests run them as processes)",
     );
     Cmd::new("cargo")
         .args(["build", "--package", "iotchat-server", "--package", "iotchat-client"])
+        .args(["--package", "iotchat-loadgen"])
         .args(["--package", "iotchat-lambda", "--package", "iotchat-infra", "--bins"])
         .dir(root())
         .run()?;
@@ -377,6 +380,7 @@ fn prepare_tests(tools: &setup::Tools) -> Result<Vec<(&'static str, std::ffi::Os
         ("IOTCHAT_APP_BIN", app.into()),
         ("IOTCHAT_SERVER_BIN", exe("iotchat-server")?.into()),
         ("IOTCHAT_CLI_BIN", exe("iotchat")?.into()),
+        ("IOTCHAT_LOADGEN_BIN", exe("iotchat-loadgen")?.into()),
         ("IOTCHAT_PEERS_PYTHON", python.into()),
         ("IOTCHAT_SCREENSHOT_DIR", target_dir()?.join("screenshots").into()),
         ("IOTCHAT_UPDATE_A_BIN", updates.a.into()),
@@ -388,6 +392,9 @@ fn prepare_tests(tools: &setup::Tools) -> Result<Vec<(&'static str, std::ffi::Os
 }
 
 fn bench(args: &[String]) -> Result<()> {
+    if args.first().is_some_and(|a| a == "server") {
+        return bench_server(&args[1..]);
+    }
     let runs = match args {
         [] => "5".to_owned(),
         [flag, n] if flag == "--runs" && n.parse::<u8>().is_ok() => n.clone(),
@@ -426,6 +433,50 @@ fn bench(args: &[String]) -> Result<()> {
         .env("IOTCHAT_APP_BIN", &app)
         .env("IOTCHAT_BASELINE_BIN", &baseline)
         .run()
+}
+
+/// `cargo xtask bench server`: the release server and load generator, then the whole suite
+/// against Mosquitto, written to docs/benchmarks/server.md (or `--out`).
+fn bench_server(args: &[String]) -> Result<()> {
+    let usage = "usage: cargo xtask bench server [--runs N] [--quick] [--out FILE]";
+    let root = root();
+    let mut runs = "3".to_owned();
+    let mut quick = false;
+    let mut out = root.join("docs").join("benchmarks").join("server.md");
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--runs" => match rest.next() {
+                Some(n) if n.parse::<u8>().is_ok_and(|n| (1..=9).contains(&n)) => runs = n.clone(),
+                _ => bail!("--runs takes 1 to 9\n{usage}"),
+            },
+            "--quick" => quick = true,
+            "--out" => out = rest.next().map(PathBuf::from).with_context(|| usage.to_owned())?,
+            other => bail!("unknown argument {other}\n{usage}"),
+        }
+    }
+    setup::ensure(setup::Purpose::Test)?;
+    step("Building iotchat-server and iotchat-loadgen (release)");
+    Cmd::new("cargo")
+        .args(["build", "--release", "--package", "iotchat-server", "--package", "iotchat-loadgen"])
+        .dir(&root)
+        .run()?;
+    let release = target_dir()?.join("release");
+    let exe = |name: &str| release.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    step(&format!(
+        "Running the server benchmark against Mosquitto ({})",
+        if quick { "quick: under a minute" } else { "about 15 minutes" }
+    ));
+    let mut cmd = Cmd::new(exe("iotchat-loadgen"))
+        .arg("--server-bin")
+        .arg(exe("iotchat-server"))
+        .args(["suite", "--runs", &runs, "--out"])
+        .arg(&out)
+        .dir(&root);
+    if quick {
+        cmd = cmd.arg("--quick");
+    }
+    cmd.run()
 }
 
 fn icons() -> Result<()> {

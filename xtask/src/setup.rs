@@ -84,6 +84,8 @@ const TEST_PACKAGES: &[&str] = &[
     "dbus-x11",
     "imagemagick",
     "python3-venv",
+    // The load generator's baseline broker (tests/server/loadgen.rs, `bench server`).
+    "mosquitto",
     // actionlint runs it on the workflows' scripts.
     "shellcheck",
     // A C compiler for Windows: `cargo check` of the shell for Windows builds C dependencies.

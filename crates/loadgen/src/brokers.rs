@@ -88,6 +88,8 @@ async fn start_iotchat(program: &Path, dir: &Path) -> Result<Running> {
         .arg(dir)
         .env("RUST_LOG", std::env::var("IOTCHAT_LOADGEN_SERVER_LOG").unwrap_or("warn".into()))
         .stdin(Stdio::null())
+        // Its log goes to our stderr: stdout carries the report.
+        .stdout(Stdio::from(std::io::stderr()))
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;
     let mut running = Running { kind: Kind::Iotchat, child, backend: None, ws_url: String::new() };
@@ -130,6 +132,8 @@ async fn start_mosquitto(program: &Path, dir: &Path) -> Result<Running> {
         .arg("-c")
         .arg(&path)
         .stdin(Stdio::null())
+        // Its log goes to our stderr: stdout carries the report.
+        .stdout(Stdio::from(std::io::stderr()))
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;
     let mut running = Running {

@@ -82,6 +82,13 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         users: usize,
     },
+    /// The chat client core following a room under a stream of messages (iotchat-server).
+    Ingest {
+        #[arg(long, default_value_t = 500.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
     /// Connected users doing nothing: the broker's memory.
     Idle {
         #[arg(long, value_enum)]
@@ -150,6 +157,16 @@ fn main() -> Result<()> {
                 let mut running = brokers::start(broker, &programs, dir.path()).await?;
                 suite::sign_up(&running, users).await?;
                 let result = scenarios::storm(&mut running, users, 50).await?;
+                println!("{}", serde_json::to_string_pretty(&result)?);
+                Ok(())
+            }
+            Command::Ingest { rate, seconds } => {
+                let users = (rate / scenarios::PER_PUBLISHER).ceil() as usize + 1;
+                check_bounds(users, seconds)?;
+                let dir = tempfile::tempdir()?;
+                let mut running = brokers::start(Kind::Iotchat, &programs, dir.path()).await?;
+                let ready = suite::accounts(&mut running, users).await?;
+                let result = scenarios::ingest(&mut running, &ready, rate, seconds).await?;
                 println!("{}", serde_json::to_string_pretty(&result)?);
                 Ok(())
             }

@@ -72,6 +72,11 @@ impl Conn {
             .set_max_packet_size(140 * 1024, 140 * 1024)
             .set_inflight(100);
         let (client, mut events) = AsyncClient::new(options, 1024);
+        // Without it, Nagle holds a small packet while an earlier one is unacknowledged: up to
+        // the peer's delayed ACK (40 ms) on every delivery that follows another closely.
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        events.set_network_options(network);
         for filter in filters {
             client.subscribe(filter, qos).await?;
         }
@@ -154,7 +159,11 @@ const TEXT_START: &[u8] = b"{\"message\":\"";
 
 /// `(publisher, sequence, µs)` from a payload [`payload`] made.
 fn parse(payload: &[u8]) -> Option<(u32, u32, u64)> {
-    let text = payload.strip_prefix(TEXT_START)?;
+    parse_text(payload.strip_prefix(TEXT_START)?)
+}
+
+/// `(publisher, sequence, µs)` from the text of a message [`payload`] made.
+pub(crate) fn parse_text(text: &[u8]) -> Option<(u32, u32, u64)> {
     let mut fields = text.splitn(4, |b| *b == b':');
     let mut number = || -> Option<u64> { std::str::from_utf8(fields.next()?).ok()?.parse().ok() };
     let publisher = u32::try_from(number()?).ok()?;
@@ -184,23 +193,34 @@ pub(crate) fn payload(shared: &Shared, publisher: u32, sequence: u32, size: usiz
     out
 }
 
-/// Publishes to `topic` at `rate` messages/s for `duration`; returns how many it sent.
+/// What one publisher sends: to `topic`, `rate` messages/s for `duration`, each `size` bytes.
+/// `phase` (0 to 1) delays the first publish by that part of a period, so that many
+/// publishers at the same rate do not all send at the same instant.
+#[derive(Debug, Clone)]
+pub(crate) struct Stream {
+    pub(crate) publisher: u32,
+    pub(crate) topic: String,
+    pub(crate) rate: f64,
+    pub(crate) phase: f64,
+    pub(crate) duration: Duration,
+    pub(crate) qos: QoS,
+    pub(crate) size: usize,
+}
+
+/// Publishes `stream`; returns how many messages it sent.
 pub(crate) async fn publish_for(
     client: &AsyncClient,
     shared: &Shared,
-    publisher: u32,
-    topic: &str,
-    rate: f64,
-    duration: Duration,
-    qos: QoS,
-    size: usize,
+    stream: Stream,
 ) -> Result<u32> {
+    let Stream { publisher, topic, rate, phase, duration, qos, size } = stream;
     let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    let mut ticks = tokio::time::interval(period);
+    let start = tokio::time::Instant::now() + period.mul_f64(phase.clamp(0.0, 1.0));
+    let mut ticks = tokio::time::interval_at(start, period);
     // A publisher held up (by PUBACKs that wait) does not catch up in a burst: it sends less,
     // and the run shows it did not keep the rate.
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let end = tokio::time::Instant::now() + duration;
+    let end = start + duration;
     let mut sequence = 0u32;
     loop {
         let tick = ticks.tick().await;
@@ -208,7 +228,7 @@ pub(crate) async fn publish_for(
             break;
         }
         let body = payload(shared, publisher, sequence, size);
-        client.publish(topic, qos, false, body).await?;
+        client.publish(&topic, qos, false, body).await?;
         sequence += 1;
     }
     Ok(sequence)

@@ -172,14 +172,21 @@ pub(crate) async fn traffic(
         let shared = Arc::clone(&shared);
         let (qos, size) = (traffic.qos, traffic.payload);
         let publisher = u32::try_from(number)?;
+        let phase = (number as f64 / publishers.len() as f64, rate_each);
         sending.push((
             *room,
             publisher,
             tokio::spawn(async move {
-                mqtt::publish_for(
-                    &client, &shared, publisher, &topic, rate_each, duration, qos, size,
-                )
-                .await
+                let stream = mqtt::Stream {
+                    publisher,
+                    topic,
+                    rate: phase.1,
+                    phase: phase.0,
+                    duration,
+                    qos,
+                    size,
+                };
+                mqtt::publish_for(&client, &shared, stream).await
             }),
         ));
     }
@@ -188,7 +195,6 @@ pub(crate) async fn traffic(
     for (room, publisher, task) in sending {
         sent.push((room, publisher, task.await.context("a publisher panicked")??));
     }
-    let window = started.elapsed();
     let published: u64 = sent.iter().map(|(_, _, n)| u64::from(*n)).sum();
     let expected: u64 = members
         .iter()
@@ -228,7 +234,8 @@ pub(crate) async fn traffic(
     latencies.sort_unstable();
     let lost = expected.saturating_sub(delivered);
     let duplicates = received.saturating_sub(delivered + strays);
-    let publish_rate = published as f64 / window.as_secs_f64();
+    // Each publisher publishes for exactly `seconds`, from its own phase.
+    let publish_rate = published as f64 / traffic.seconds;
     let target = traffic.rate_per_room * traffic.rooms as f64;
     let cpu = after.cpu_s - before.cpu_s;
     Ok(TrafficResult {
@@ -239,7 +246,7 @@ pub(crate) async fn traffic(
         lost,
         duplicates,
         strays,
-        deliveries_per_s: delivered as f64 / window.as_secs_f64(),
+        deliveries_per_s: delivered as f64 / traffic.seconds,
         p50_ms: percentile(&latencies, 50.0),
         p99_ms: percentile(&latencies, 99.0),
         max_ms: latencies.last().map_or(0.0, |v| f64::from(*v) / 1000.0),
@@ -389,5 +396,168 @@ pub(crate) async fn idle(
         rss_mib: after.rss_mib,
         kib_per_user: (after.rss_mib - before.rss_mib) * 1024.0 / users.len().max(1) as f64,
         idle_cpu_percent: 100.0 * (after.cpu_s - settled.cpu_s) / seconds,
+    })
+}
+
+/// The chat client core under a stream of messages, beside a bare MQTT subscriber.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct IngestResult {
+    /// Messages per second into the room.
+    pub(crate) rate: f64,
+    pub(crate) published: u64,
+    /// Messages the client core turned into chat state and events (parsed, deduplicated,
+    /// author resolved, unread counted, stored).
+    pub(crate) client_messages: u64,
+    pub(crate) client_per_s: f64,
+    pub(crate) client_p50_ms: f64,
+    pub(crate) client_p99_ms: f64,
+    /// The same stream as a bare rumqttc subscriber gets it: the ceiling.
+    pub(crate) bare_messages: u64,
+    pub(crate) bare_p50_ms: f64,
+    pub(crate) bare_p99_ms: f64,
+    /// Events the reader missed because it fell behind the client's event channel.
+    pub(crate) lagged_events: u64,
+    pub(crate) kept_up: bool,
+}
+
+/// Streams `rate` messages/s for `seconds` into one room that a real [`iotchat_client::Client`]
+/// follows (as the app does) and a bare MQTT subscriber also reads. iotchat-server only.
+pub(crate) async fn ingest(
+    broker: &mut Running,
+    users: &[User],
+    rate: f64,
+    seconds: f64,
+) -> Result<IngestResult> {
+    use iotchat_client::protocol::chat::Event;
+    let backend = broker.backend.clone().context("client ingest needs iotchat-server")?;
+    let publishers = (rate / PER_PUBLISHER).ceil() as usize;
+    if users.len() < publishers + 1 {
+        bail!("client ingest at {rate} msg/s needs {} users", publishers + 1);
+    }
+    let shared = Shared::new(run_tag());
+    let data = tempfile::tempdir()?;
+    let client = iotchat_client::Client::new(iotchat_client::ClientConfig {
+        backend,
+        data_dir: data.path().to_owned(),
+        secrets: Arc::new(iotchat_client::MemoryStore::default()),
+        connect: true,
+        instance: None,
+    })
+    .map_err(|e| anyhow::anyhow!(e.message))?;
+    let name = format!("reader{}", &shared.run[shared.run.len().saturating_sub(6)..]);
+    client
+        .register(&name, &format!("{name}@example.com"), "Load-test-passw0rd")
+        .await
+        .map_err(|e| anyhow::anyhow!("registering the reader: {}", e.message))?;
+    client.login(&name, "Load-test-passw0rd").await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let room = client
+        .room_create(&format!("Ingest {}", shared.run))
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the room: {}", e.message))?;
+    let slug = room.name.slug().as_str().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.connection() != iotchat_client::ConnectionState::Online {
+        if Instant::now() > deadline {
+            bail!("the client did not come online");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Subscribed once the client's link has resubscribed its rooms; a moment to be sure.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bare = Conn::open(
+        &users[0].url(broker)?,
+        &users[0].client_id,
+        &[format!("room/public/{slug}/+")],
+        QoS::AtLeastOnce,
+        &shared,
+    )
+    .await?;
+    let mut sending_conns = Vec::with_capacity(publishers);
+    for user in &users[1..=publishers] {
+        sending_conns.push((
+            user,
+            Conn::open(&user.url(broker)?, &user.client_id, &[], QoS::AtLeastOnce, &shared).await?,
+        ));
+    }
+
+    // Read the client's events as the shell does, off the publishing path.
+    let mut events = client.events();
+    let reader = {
+        let shared = Arc::clone(&shared);
+        let room = room.name.clone();
+        tokio::spawn(async move {
+            let (mut latencies, mut lagged) = (Vec::<u32>::new(), 0u64);
+            let mut seen = std::collections::HashSet::new();
+            loop {
+                match tokio::time::timeout(Duration::from_secs(3), events.recv()).await {
+                    Ok(Ok(Event::Message { message, .. })) if message.room == room => {
+                        if let Some((p, s, sent_us)) = mqtt::parse_text(message.text.as_bytes()) {
+                            let now_us = shared.t0.elapsed().as_micros() as u64;
+                            latencies.push(
+                                u32::try_from(now_us.saturating_sub(sent_us)).unwrap_or(u32::MAX),
+                            );
+                            seen.insert((u64::from(p) << 32) | u64::from(s));
+                        }
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(n))) => lagged += n,
+                    Ok(Err(_)) | Err(_) => break,
+                }
+            }
+            (seen.len() as u64, latencies, lagged)
+        })
+    };
+    let started = Instant::now();
+    let duration = Duration::from_secs_f64(seconds);
+    let each = rate / publishers as f64;
+    let mut sending = Vec::new();
+    for (number, (user, conn)) in sending_conns.iter().enumerate() {
+        let client = conn.client.clone();
+        let topic = format!("room/public/{slug}/{}", user.sender);
+        let shared = Arc::clone(&shared);
+        let publisher = u32::try_from(number)?;
+        let phase = number as f64 / publishers as f64;
+        sending.push(tokio::spawn(async move {
+            let stream = mqtt::Stream {
+                publisher,
+                topic,
+                rate: each,
+                phase,
+                duration,
+                qos: QoS::AtLeastOnce,
+                size: 64,
+            };
+            mqtt::publish_for(&client, &shared, stream).await
+        }));
+    }
+    let mut published = 0u64;
+    for task in sending {
+        published += u64::from(task.await.context("a publisher panicked")??);
+    }
+    let window = started.elapsed().as_secs_f64();
+    let (client_messages, mut client_latencies, lagged) =
+        reader.await.context("the event reader panicked")?;
+    let bare_seen = bare.close().await?;
+    for (_, conn) in sending_conns {
+        conn.close().await?;
+    }
+    client.shutdown().await;
+    broker.check_alive()?;
+    client_latencies.sort_unstable();
+    let mut bare_latencies = bare_seen.latencies_us;
+    bare_latencies.sort_unstable();
+    let client_p99 = percentile(&client_latencies, 99.0);
+    Ok(IngestResult {
+        rate,
+        published,
+        client_messages,
+        client_per_s: client_messages as f64 / window,
+        client_p50_ms: percentile(&client_latencies, 50.0),
+        client_p99_ms: client_p99,
+        bare_messages: bare_seen.distinct.len() as u64,
+        bare_p50_ms: percentile(&bare_latencies, 50.0),
+        bare_p99_ms: percentile(&bare_latencies, 99.0),
+        lagged_events: lagged,
+        kept_up: client_messages == published && lagged == 0 && client_p99 < 1000.0,
     })
 }

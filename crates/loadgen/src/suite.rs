@@ -8,10 +8,15 @@ use anyhow::{Context as _, Result};
 use rumqttc::QoS;
 
 use crate::brokers::{self, Kind, Programs, Running};
-use crate::scenarios::{self, IdleResult, PER_PUBLISHER, StormResult, Traffic, TrafficResult};
+use crate::scenarios::{
+    self, IdleResult, IngestResult, PER_PUBLISHER, StormResult, Traffic, TrafficResult,
+};
 use crate::users::{self, User};
 
 const KINDS: [Kind; 2] = [Kind::Iotchat, Kind::Mosquitto];
+
+/// Everything from this line on in an existing report is kept when the suite rewrites it.
+const NOTES_MARKER: &str = "<!-- Written by people; the suite keeps everything below. -->";
 
 /// Signs up users `0..count` (iotchat-server only), a few at a time as a team would.
 pub(crate) async fn sign_up(broker: &Running, count: usize) -> Result<f64> {
@@ -43,6 +48,7 @@ struct Sizes {
     idle_seconds: f64,
     ladder: Vec<f64>,
     ladder_seconds: f64,
+    ingest: Vec<f64>,
 }
 
 fn sizes(quick: bool) -> Sizes {
@@ -66,6 +72,7 @@ fn sizes(quick: bool) -> Sizes {
             idle_seconds: 1.0,
             ladder: vec![100.0, 200.0],
             ladder_seconds: 2.0,
+            ingest: vec![100.0],
         }
     } else {
         Sizes {
@@ -82,6 +89,7 @@ fn sizes(quick: bool) -> Sizes {
                 4000.0,
             ],
             ladder_seconds: 5.0,
+            ingest: vec![250.0, 500.0, 1000.0, 1500.0, 2000.0, 3000.0],
         }
     }
 }
@@ -94,6 +102,7 @@ struct Results {
     idle: [Vec<IdleResult>; 2],
     /// (messages/s into the room, result) until the first one not sustained.
     ladder: [Vec<(f64, TrafficResult)>; 2],
+    ingest: Vec<IngestResult>,
 }
 
 fn say(line: &str) {
@@ -166,7 +175,24 @@ pub(crate) async fn run(programs: &Programs, runs: usize, quick: bool, out: &Pat
             }
         }
     }
-    let report = report(&sizes, runs, quick, &setup, &results, programs);
+    for rate in &sizes.ingest {
+        say(&format!("client ingest at {rate} msg/s"));
+        let mut broker = brokers::start(Kind::Iotchat, programs, dirs[0].path()).await?;
+        let result = scenarios::ingest(&mut broker, &users[0], *rate, sizes.ladder_seconds).await?;
+        let kept_up = result.kept_up;
+        results.ingest.push(result);
+        if !kept_up {
+            break;
+        }
+    }
+    let mut report = report(&sizes, runs, quick, &setup, &results, programs);
+    // What people wrote below the marker (the analysis) survives a new run.
+    if let Ok(old) = std::fs::read_to_string(out)
+        && let Some(at) = old.find(NOTES_MARKER)
+    {
+        report.push('\n');
+        report.push_str(&old[at..]);
+    }
     std::fs::write(out, report).with_context(|| format!("writing {}", out.display()))?;
     say(&format!("wrote {}", out.display()));
     Ok(())
@@ -385,5 +411,35 @@ fn report(
     row(&mut out, "broker RSS with them connected, MiB", idle, |s| s.rss_mib);
     row(&mut out, "per user, KiB", idle, |s| s.kib_per_user);
     row(&mut out, "broker CPU while idle, % of a core", idle, |s| s.idle_cpu_percent);
+    let _ = writeln!(out, "\n## Client core ingest\n");
+    let _ = writeln!(
+        out,
+        "A real `iotchat_client::Client` (the app's core: parse, deduplicate, resolve the author, \
+         count unread, store) follows one room on iotchat-server; a bare rumqttc subscriber reads \
+         the same stream as the yardstick. The rate rises ({} s a step) until the client misses \
+         a message or its p99 passes one second. Latency is publish → the client's event.\n",
+        sizes.ladder_seconds
+    );
+    out.push_str("| msg/s into the room | published | client: messages · per s · p50 / p99 ms | bare subscriber: messages · p50 / p99 ms | kept up |\n|---:|---:|---|---|---|\n");
+    for i in &r.ingest {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} · {} · {} / {} | {} · {} / {} | {} |",
+            number(i.rate),
+            i.published,
+            i.client_messages,
+            number(i.client_per_s),
+            number(i.client_p50_ms),
+            number(i.client_p99_ms),
+            i.bare_messages,
+            number(i.bare_p50_ms),
+            number(i.bare_p99_ms),
+            if i.kept_up {
+                "yes".to_owned()
+            } else {
+                format!("**no** ({} events lagged)", i.lagged_events)
+            }
+        );
+    }
     out
 }
