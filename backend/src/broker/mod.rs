@@ -232,6 +232,10 @@ impl Broker {
                     .max_mqueue_len(100_000)
                     .max_inflight(NonZeroU16::new(100).unwrap_or(NonZeroU16::MIN))
                     .send_timeout(Duration::ZERO)
+                    // rmqtt's default leaves Nagle on for its side of the bridge: a PUBLISH
+                    // written while the previous one is unacknowledged waited for the bridge's
+                    // delayed ACK (p50 29 ms in 50 quiet rooms; 0.4 ms with Mosquitto).
+                    .nodelay(true)
                     // AWS IoT's limit per connection; the next one gets SUBACK 0x80.
                     .max_subscriptions(MAX_SUBSCRIPTIONS)
                     .min_keepalive(*KEEPALIVE_SECS.start())
