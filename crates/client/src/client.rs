@@ -865,26 +865,22 @@ impl Chat {
                 return;
             }
         }
-        match state.mark_seen(&message.room, &message.id, now_ms()) {
-            Ok(true) => {}
-            Ok(false) => return,
+        let room = message.room.clone();
+        let own = message.sender == self.active.session.account.identity_id;
+        let count_unread = !own && !self.active.is_open(&room);
+        let unread = match state.arrive(&room, &message.id, now_ms(), count_unread) {
+            Ok(Some(unread)) => unread,
+            Ok(None) => return,
             Err(error) => {
                 tracing::error!(%error, "cannot record a message as seen");
                 return;
             }
-        }
-        let room = message.room.clone();
+        };
         let timeline = self.client.timeline(&self.active, message).await;
-        let own = timeline.own;
         self.client.emit(Event::Message { message: timeline, missed });
-        if !own && !self.active.is_open(&room) {
-            match state.unread_increment(&room) {
-                Ok(count) => {
-                    let total = total_unread(state);
-                    self.client.emit(Event::Unread { room, count, total });
-                }
-                Err(error) => tracing::error!(%error, "cannot count an unread message"),
-            }
+        if let Some(count) = unread {
+            let total = total_unread(state);
+            self.client.emit(Event::Unread { room, count, total });
         }
     }
 }

@@ -142,19 +142,6 @@ impl LocalState {
         Ok(self.followed()?.into_iter().find(|f| &f.name == room))
     }
 
-    /// Adds one unread message to a followed room; returns the new count.
-    pub(crate) fn unread_increment(&self, room: &RoomName) -> Result<u32> {
-        let db = self.db()?;
-        let count: Option<i64> = db
-            .query_row(
-                "UPDATE followed SET unread = unread + 1 WHERE room = ?1 RETURNING unread",
-                [room.to_string()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        Ok(count.unwrap_or(0) as u32)
-    }
-
     /// Marks a room read; returns whether its count changed.
     pub(crate) fn unread_reset(&self, room: &RoomName) -> Result<bool> {
         let changed = self.db()?.execute(
@@ -181,6 +168,41 @@ impl LocalState {
             params![room.to_string(), id.as_str(), now_ms as i64],
         )?;
         Ok(inserted > 0)
+    }
+
+    /// A message arriving: records it as seen and, when `count_unread`, adds it to its room's
+    /// unread count, in one commit (one fsync instead of two). `None` when it had been seen
+    /// already (nothing changes); else the room's new unread count if it was counted.
+    pub(crate) fn arrive(
+        &self,
+        room: &RoomName,
+        id: &MessageId,
+        now_ms: u64,
+        count_unread: bool,
+    ) -> Result<Option<Option<u32>>> {
+        let mut db = self.db()?;
+        let tx = db.transaction()?;
+        let new = tx.execute(
+            "INSERT OR IGNORE INTO seen (room, id, at) VALUES (?1, ?2, ?3)",
+            params![room.to_string(), id.as_str(), now_ms as i64],
+        )? > 0;
+        if !new {
+            return Ok(None);
+        }
+        let unread = if count_unread {
+            let count: Option<i64> = tx
+                .query_row(
+                    "UPDATE followed SET unread = unread + 1 WHERE room = ?1 RETURNING unread",
+                    [room.to_string()],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Some(count.unwrap_or(0) as u32)
+        } else {
+            None
+        };
+        tx.commit()?;
+        Ok(Some(unread))
     }
 
     pub(crate) fn is_seen(&self, room: &RoomName, id: &MessageId) -> Result<bool> {
@@ -333,9 +355,15 @@ mod tests {
             let state = LocalState::open(&path).unwrap();
             state.follow(&room("general"), "General", 1).unwrap();
             state.follow(&room("random"), "Random", 2).unwrap();
-            assert_eq!(state.unread_increment(&room("random")).unwrap(), 1);
-            assert_eq!(state.unread_increment(&room("random")).unwrap(), 2);
-            assert_eq!(state.unread_increment(&room("not-followed")).unwrap(), 0);
+            assert_eq!(state.arrive(&room("random"), &id(1), 0, true).unwrap(), Some(Some(1)));
+            assert_eq!(state.arrive(&room("random"), &id(2), 0, true).unwrap(), Some(Some(2)));
+            // Seen before: nothing changes, nothing is counted twice.
+            assert_eq!(state.arrive(&room("random"), &id(2), 0, true).unwrap(), None);
+            // Not counted (ours, or the room is on screen), but seen from now on.
+            assert_eq!(state.arrive(&room("random"), &id(3), 0, false).unwrap(), Some(None));
+            assert!(state.is_seen(&room("random"), &id(3)).unwrap());
+            let other = room("not-followed");
+            assert_eq!(state.arrive(&other, &id(1), 0, true).unwrap(), Some(Some(0)));
         }
         let state = LocalState::open(&path).unwrap();
         let followed = state.followed().unwrap();
