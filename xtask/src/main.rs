@@ -465,7 +465,7 @@ fn bench_server(args: &[String]) -> Result<()> {
     let exe = |name: &str| release.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     step(&format!(
         "Running the server benchmark against Mosquitto ({})",
-        if quick { "quick: under a minute" } else { "about 15 minutes" }
+        if quick { "quick: about a minute" } else { "about 10 minutes" }
     ));
     let mut cmd = Cmd::new(exe("iotchat-loadgen"))
         .arg("--server-bin")
