@@ -97,6 +97,31 @@ fn room_slug(room: usize) -> String {
     format!("load-{room:03}")
 }
 
+/// Opens a connection for each `(user, filters)`, [`OPEN_AT_ONCE`] at a time, each subscribed
+/// to its filters; in the order given.
+async fn open_all(
+    broker: &Running,
+    shared: &Arc<Shared>,
+    qos: QoS,
+    plan: Vec<(&User, Vec<String>)>,
+) -> Result<Vec<Conn>> {
+    let mut conns = Vec::with_capacity(plan.len());
+    for chunk in plan.chunks(OPEN_AT_ONCE) {
+        let mut opening = Vec::with_capacity(chunk.len());
+        for (user, filters) in chunk {
+            let (url, client_id) = (user.url(broker)?, user.client_id.clone());
+            let (shared, filters) = (Arc::clone(shared), filters.clone());
+            opening.push(tokio::spawn(async move {
+                Conn::open(&url, &client_id, &filters, qos, &shared).await
+            }));
+        }
+        for task in opening {
+            conns.push(task.await.context("opening a connection panicked")??);
+        }
+    }
+    Ok(conns)
+}
+
 /// Runs `traffic` on `broker` with `users` (at least [`Traffic::users`] of them).
 pub(crate) async fn traffic(
     broker: &mut Running,
@@ -138,22 +163,12 @@ pub(crate) async fn traffic(
             .filter(|(_, _, member)| !member)
             .map(|(room, user, _)| (*room, *user, Vec::new())),
     );
-    let mut conns: Vec<(usize, usize, Conn)> = Vec::with_capacity(to_open.len());
-    for chunk in to_open.chunks(OPEN_AT_ONCE) {
-        let mut opening = Vec::with_capacity(chunk.len());
-        for (room, user, filters) in chunk {
-            let url = user.url(broker)?;
-            let shared = Arc::clone(&shared);
-            let (room, index, client_id, filters, qos) =
-                (*room, user.index, user.client_id.clone(), filters.clone(), traffic.qos);
-            opening.push(tokio::spawn(async move {
-                Conn::open(&url, &client_id, &filters, qos, &shared).await.map(|c| (room, index, c))
-            }));
-        }
-        for task in opening {
-            conns.push(task.await.context("opening a connection panicked")??);
-        }
-    }
+    let keys: Vec<(usize, usize)> =
+        to_open.iter().map(|(room, user, _)| (*room, user.index)).collect();
+    let plan = to_open.into_iter().map(|(_, user, filters)| (user, filters)).collect();
+    let opened = open_all(broker, &shared, traffic.qos, plan).await?;
+    let conns: Vec<(usize, usize, Conn)> =
+        keys.into_iter().zip(opened).map(|((room, index), conn)| (room, index, conn)).collect();
     broker.check_alive()?;
 
     // Publish.
@@ -361,21 +376,11 @@ pub(crate) async fn idle(
 ) -> Result<IdleResult> {
     let shared = Shared::new("idle".into());
     let before = brokers::sample(broker.pid())?;
-    let mut conns = Vec::with_capacity(users.len());
-    for chunk in users.chunks(OPEN_AT_ONCE) {
-        let mut opening = Vec::with_capacity(chunk.len());
-        for user in chunk {
-            let url = user.url(broker)?;
-            let filter = format!("room/public/{}/+", room_slug(user.index % rooms.max(1)));
-            let (shared, client_id) = (Arc::clone(&shared), user.client_id.clone());
-            opening.push(tokio::spawn(async move {
-                Conn::open(&url, &client_id, &[filter], QoS::AtLeastOnce, &shared).await
-            }));
-        }
-        for task in opening {
-            conns.push(task.await.context("opening a connection panicked")??);
-        }
-    }
+    let plan = users
+        .iter()
+        .map(|user| (user, vec![format!("room/public/{}/+", room_slug(user.index % rooms.max(1)))]))
+        .collect();
+    let conns = open_all(broker, &shared, QoS::AtLeastOnce, plan).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let settled = brokers::sample(broker.pid())?;
     tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
@@ -472,13 +477,10 @@ pub(crate) async fn ingest(
         &shared,
     )
     .await?;
-    let mut sending_conns = Vec::with_capacity(publishers);
-    for user in &users[1..=publishers] {
-        sending_conns.push((
-            user,
-            Conn::open(&user.url(broker)?, &user.client_id, &[], QoS::AtLeastOnce, &shared).await?,
-        ));
-    }
+    let senders = &users[1..=publishers];
+    let plan = senders.iter().map(|user| (user, Vec::new())).collect();
+    let opened = open_all(broker, &shared, QoS::AtLeastOnce, plan).await?;
+    let sending_conns: Vec<(&User, Conn)> = senders.iter().zip(opened).collect();
 
     // Read the client's events as the shell does, off the publishing path.
     let mut events = client.events();
